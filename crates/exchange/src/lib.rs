@@ -1,0 +1,11 @@
+//! The exchange between a store and 1C as pure functions and state types.
+//!
+//! * [`domain`] — orders as the store sends them and as obmen keeps them.
+//! * [`clock`] — the one clock seam.
+//!
+//! No I/O here: the binary carries out what these functions decide.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod domain;

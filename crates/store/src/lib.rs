@@ -1,0 +1,2 @@
+//! Storage for obmen: one trait, a SQLite implementation (the embedded default).
+#![forbid(unsafe_code)]
