@@ -1,13 +1,37 @@
-//! The `obmen` command line.
+//! The `obmen` command line: a thin dispatcher into the library.
 #![forbid(unsafe_code)]
 
-use clap::Parser;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
 
 /// obmen — order exchange between online stores and 1C:Enterprise.
 #[derive(Debug, Parser)]
 #[command(name = "obmen", version, about)]
-struct Cli {}
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
 
-fn main() {
-    let _cli = Cli::parse();
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read CommerceML files and report what they hold.
+    Validate(obmen::validate::Args),
+    /// Rewrite a CommerceML file in another schema version or encoding.
+    Convert(obmen::convert::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate(args) => obmen::validate::run(&args),
+        Command::Convert(args) => obmen::convert::run(&args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
