@@ -2,6 +2,8 @@
 //!
 //! * [`domain`] — orders as the store sends them and as obmen keeps them.
 //! * [`clock`] — the one clock seam.
+//! * [`protocol`] — modes, replies and file names of 1C's exchange.
+//! * [`settings`] — what is exported and how; [`status`] — the status mapping.
 //!
 //! No I/O here: the binary carries out what these functions decide.
 #![forbid(unsafe_code)]
@@ -9,3 +11,6 @@
 
 pub mod clock;
 pub mod domain;
+pub mod protocol;
+pub mod settings;
+pub mod status;
