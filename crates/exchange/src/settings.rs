@@ -56,6 +56,11 @@ pub struct ExchangeSettings {
     pub currency: Option<String>,
     /// The status mapping.
     pub statuses: StatusMapping,
+    /// Site codes that count as final (`Финальный статус` = true).
+    pub final_statuses: Vec<String>,
+    /// Offset of the store's local time from UTC, in minutes: dates and times go to 1C in
+    /// local time. Default +180 (Moscow).
+    pub utc_offset_minutes: i32,
 }
 
 impl Default for ExchangeSettings {
@@ -69,6 +74,8 @@ impl Default for ExchangeSettings {
             site: "[s1] obmen".to_owned(),
             currency: None,
             statuses: StatusMapping::default(),
+            final_statuses: vec!["FF".to_owned()],
+            utc_offset_minutes: 180,
         }
     }
 }
@@ -86,6 +93,9 @@ impl ExchangeSettings {
                     "export status {code:?} is not in the status mapping"
                 ));
             }
+        }
+        if self.utc_offset_minutes.abs() > 14 * 60 {
+            problems.push("utc_offset_minutes must be within ±840".to_owned());
         }
         if self.file_limit == 0 {
             problems.push("file_limit must be positive".to_owned());

@@ -23,9 +23,10 @@ pub struct StatusMapping {
 }
 
 /// What an incoming document says about the status.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum StatusResolution {
     /// The document carries no status.
+    #[default]
     Absent,
     /// The status maps to this site code.
     Mapped(String),
