@@ -13,7 +13,7 @@ use commerceml::{
 use rust_decimal::{Decimal, RoundingStrategy};
 
 use crate::domain::{CustomerType, Item, Order};
-use crate::settings::ExchangeSettings;
+use crate::settings::{DiscountMode, ExchangeSettings};
 
 /// `Ид` of the line that carries an order-level discount.
 pub const DISCOUNT_LINE_ID: &str = "ORDER_DISCOUNT";
@@ -37,7 +37,21 @@ pub fn order_document(
         .or_else(|| input.currency.clone())
         .unwrap_or_else(|| "RUB".to_owned());
 
+    let order_discount: Decimal = money(input.discounts.iter().map(|d| d.amount).sum());
     let mut lines: Vec<Line> = input.items.iter().map(goods_line).collect();
+    let distribute = settings.discount_mode == DiscountMode::Distribute
+        && order_discount > Decimal::ZERO
+        && order_discount <= goods_total(&lines);
+    if distribute {
+        let weights: Vec<Decimal> = lines.iter().map(|l| l.sum.unwrap_or_default()).collect();
+        for ((line, share), item) in lines
+            .iter_mut()
+            .zip(distribute_kopecks(order_discount, &weights))
+            .zip(&input.items)
+        {
+            apply_order_discount_share(line, item, share);
+        }
+    }
     let mut taxes: Vec<Tax> = Vec::new();
     for line in &lines {
         for tax in &line.taxes {
@@ -60,14 +74,13 @@ pub fn order_document(
             money(price),
         ));
     }
-    let order_discount: Decimal = input.discounts.iter().map(|d| d.amount).sum();
-    if order_discount > Decimal::ZERO {
+    if order_discount > Decimal::ZERO && !distribute {
         let name = match input.discounts.as_slice() {
             [one] => one.name.clone(),
             _ => None,
         }
         .unwrap_or_else(|| t::DISCOUNT_ON_ORDER.to_owned());
-        lines.push(service_line(DISCOUNT_LINE_ID, name, -money(order_discount)));
+        lines.push(service_line(DISCOUNT_LINE_ID, name, -order_discount));
     }
     let sum: Decimal = lines.iter().filter_map(|l| l.sum).sum();
 
@@ -129,6 +142,13 @@ pub fn order_document(
         req(t::REQ_BUYER_COMMENT, comment.clone());
     }
     req(t::REQ_SITE, settings.site.clone());
+    for (key, value) in &input.properties {
+        match settings.properties.get(key) {
+            Some(name) => req(name, value.clone()),
+            None if settings.export_unmapped_properties => req(key, value.clone()),
+            None => {}
+        }
+    }
     if let Some(address) = input
         .delivery
         .as_ref()
@@ -210,6 +230,74 @@ fn goods_line(item: &Item) -> Line {
         });
     }
     line
+}
+
+fn goods_total(lines: &[Line]) -> Decimal {
+    lines.iter().filter_map(|l| l.sum).sum()
+}
+
+/// Splits `amount` (whole kopecks) over `weights` in proportion, by largest remainder: the
+/// shares are whole kopecks and add up to `amount` exactly. Zero total weight gives the whole
+/// amount to the first share.
+pub fn distribute_kopecks(amount: Decimal, weights: &[Decimal]) -> Vec<Decimal> {
+    let cents = (money(amount) * Decimal::ONE_HUNDRED).trunc();
+    let total: Decimal = weights.iter().copied().filter(|w| *w > Decimal::ZERO).sum();
+    let mut shares = vec![Decimal::ZERO; weights.len()];
+    if weights.is_empty() {
+        return shares;
+    }
+    if total.is_zero() {
+        shares[0] = cents / Decimal::ONE_HUNDRED;
+        return shares;
+    }
+    let mut remainders = Vec::with_capacity(weights.len());
+    let mut given = Decimal::ZERO;
+    for (i, w) in weights.iter().enumerate() {
+        let exact = cents * w.max(&Decimal::ZERO) / total;
+        let floor = exact.floor();
+        shares[i] = floor;
+        given += floor;
+        remainders.push((exact - floor, i));
+    }
+    // Largest remainder first; ties go to the earlier line so the result is deterministic.
+    remainders.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let mut left = cents - given;
+    for (_, i) in remainders {
+        if left <= Decimal::ZERO {
+            break;
+        }
+        shares[i] += Decimal::ONE;
+        left -= Decimal::ONE;
+    }
+    shares.iter().map(|s| s / Decimal::ONE_HUNDRED).collect()
+}
+
+/// Takes a share of the order discount into a goods line: the line sum drops by the share, the
+/// unit price follows, and the line discount grows accordingly.
+fn apply_order_discount_share(line: &mut Line, item: &Item, share: Decimal) {
+    if share.is_zero() {
+        return;
+    }
+    let net = line.sum.unwrap_or_default() - share;
+    line.sum = Some(net);
+    if !item.quantity.is_zero() {
+        line.price_per_unit = Some(money(net / item.quantity));
+    }
+    let total_discount = item.discount.unwrap_or_default() + share;
+    let per_unit = if item.quantity.is_zero() {
+        total_discount
+    } else {
+        money(total_discount / item.quantity)
+    };
+    line.discounts = vec![Discount {
+        name: Some(t::DISCOUNT_ON_LINE.to_owned()),
+        sum: Some(per_unit),
+        included: Some(true),
+        ..Discount::default()
+    }];
+    if let (Some(tax), Some(rate)) = (line.taxes.first_mut(), item.vat_rate) {
+        tax.sum = Some(money(net * rate / (Decimal::ONE_HUNDRED + rate)));
+    }
 }
 
 fn service_line(id: &str, name: String, amount: Decimal) -> Line {
@@ -486,5 +574,48 @@ mod tests {
             Some("Petrov Ivan")
         );
         assert_eq!(a.counterparties[0].contacts.len(), 2);
+    }
+
+    #[test]
+    fn largest_remainder_leaves_no_residue() {
+        let shares = distribute_kopecks(d("100"), &[d("1"), d("1"), d("1")]);
+        assert_eq!(shares, vec![d("33.34"), d("33.33"), d("33.33")]);
+        let shares = distribute_kopecks(d("0.05"), &[d("10"), d("30"), d("60")]);
+        assert_eq!(shares, vec![d("0.01"), d("0.01"), d("0.03")]);
+        assert_eq!(distribute_kopecks(d("1"), &[d("0")]), vec![d("1")]);
+        assert!(distribute_kopecks(d("1"), &[]).is_empty());
+    }
+
+    #[test]
+    fn distribute_mode_spreads_the_order_discount_over_goods() {
+        let s = ExchangeSettings {
+            discount_mode: DiscountMode::Distribute,
+            ..ExchangeSettings::default()
+        };
+        let doc = order_document(&order(input()), &SchemaVersion::v2_05(), &s);
+        assert!(doc
+            .lines
+            .iter()
+            .all(|l| l.id.as_deref() != Some(DISCOUNT_LINE_ID)));
+        let goods: Decimal = doc.lines[..2].iter().map(|l| l.sum.unwrap()).sum();
+        assert_eq!(goods, d("290") + d("33.33") - d("50.01"));
+        assert_eq!(doc.sum_matches(), Some(true));
+        assert_eq!(doc.sum, Some(d("613.32")));
+    }
+
+    #[test]
+    fn mapped_properties_become_requisites() {
+        let mut s = ExchangeSettings::default();
+        s.properties
+            .insert("utm_source".into(), "UTM источник".into());
+        let mut i = input();
+        i.properties.insert("utm_source".into(), "yandex".into());
+        i.properties.insert("internal".into(), "x".into());
+        let doc = order_document(&order(i.clone()), &SchemaVersion::v2_05(), &s);
+        assert_eq!(doc.requisite("UTM источник"), Some("yandex"));
+        assert_eq!(doc.requisite("internal"), None);
+        s.export_unmapped_properties = true;
+        let doc = order_document(&order(i), &SchemaVersion::v2_05(), &s);
+        assert_eq!(doc.requisite("internal"), Some("x"));
     }
 }

@@ -36,6 +36,19 @@ impl Encoding {
     }
 }
 
+/// How order-level discounts reach 1C (PROTOCOL.md §8.9; docs/totals.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscountMode {
+    /// The order discount is its own line (`ORDER_DISCOUNT`, negative amount); line prices
+    /// include only their own discounts. What integrators recommend: 1C keeps the lines as sent.
+    #[default]
+    Line,
+    /// The order discount is spread over the goods lines in proportion to their sums, to the
+    /// kopeck (largest remainder); line prices include it.
+    Distribute,
+}
+
 /// Settings of the sale exchange.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -61,6 +74,13 @@ pub struct ExchangeSettings {
     /// Offset of the store's local time from UTC, in minutes: dates and times go to 1C in
     /// local time. Default +180 (Moscow).
     pub utc_offset_minutes: i32,
+    /// How order-level discounts are exported.
+    pub discount_mode: DiscountMode,
+    /// Store property key → 1C requisite name (`utm_source` → `UTM источник`); mapped
+    /// properties are exported as order requisites.
+    pub properties: std::collections::BTreeMap<String, String>,
+    /// Also export properties that have no mapping, under their own keys.
+    pub export_unmapped_properties: bool,
 }
 
 impl Default for ExchangeSettings {
@@ -76,6 +96,9 @@ impl Default for ExchangeSettings {
             statuses: StatusMapping::default(),
             final_statuses: vec!["FF".to_owned()],
             utc_offset_minutes: 180,
+            discount_mode: DiscountMode::Line,
+            properties: std::collections::BTreeMap::new(),
+            export_unmapped_properties: false,
         }
     }
 }
