@@ -92,6 +92,9 @@ pub enum Error {
     /// A character cannot be written in the chosen encoding outside XML content.
     #[error("cannot write {0:?} in the chosen encoding")]
     Unencodable(String),
+    /// A document lacks what the published XSD requires (strict writing only).
+    #[error("cannot write the XSD form: {0}")]
+    Xsd(String),
 }
 
 impl Error {
