@@ -3,6 +3,7 @@
 //! * [`domain`] — orders as the store sends them and as obmen keeps them.
 //! * [`clock`] — the one clock seam.
 //! * [`export`] — an order as the document 1C receives; [`import`] — what 1C's documents mean.
+//! * [`hook`] — sandboxed Rhai export/import hooks.
 //! * [`protocol`] — modes, replies and file names of 1C's exchange.
 //! * [`settings`] — what is exported and how; [`status`] — the status mapping.
 //!
@@ -13,6 +14,7 @@
 pub mod clock;
 pub mod domain;
 pub mod export;
+pub mod hook;
 pub mod import;
 pub mod protocol;
 pub mod settings;
