@@ -1,11 +1,47 @@
 //! Streaming reader: one document (or container, or root-level counterparty) at a time.
 //!
-//! (Skeleton; the implementation lands with issue 2.)
+//! ```no_run
+//! # fn main() -> commerceml::Result<()> {
+//! let file = std::fs::File::open("orders.xml")?;
+//! let mut reader = commerceml::Reader::new(file)?;
+//! println!("schema {:?}, {}", reader.root().schema_version, reader.encoding());
+//! while let Some(item) = reader.next_item()? {
+//!     if let commerceml::Item::Document(doc) = item {
+//!         println!("order {:?}: {:?}", doc.number, doc.sum);
+//!     }
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! How it works: the encoding is found from the byte order mark, else the XML declaration, else
+//! by trying UTF-8 on the first 64 KiB and falling back to windows-1251. UTF-8 and single-byte
+//! code pages are tokenized as raw bytes (markup is ASCII in both), element names are matched
+//! as bytes against the names of [`crate::tags`] encoded once per reader, and only values are
+//! decoded. UTF-16 input is transcoded to UTF-8 on the fly. Memory is bounded by [`Limits`],
+//! independent of the input size.
+//!
+//! Error positions: byte offsets count from the start of the input (for UTF-16 input, from the
+//! start of its UTF-8 transcoding); lines are 1-based; columns are 1-based and count bytes.
 
+mod lexer;
+mod source;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 
-use crate::error::Result;
-use crate::model::{Item, Root};
+use encoding_rs::{Encoding, UTF_8};
+
+use self::lexer::{Attr, Event, Lexer, Mark};
+use self::source::Source;
+use crate::error::{Error, Result};
+use crate::model::{
+    Address, AddressField, Bank, BankAccount, Contact, Container, Counterparty, Discount, Document,
+    Element, Item, Line, Representative, Requisite, Root, Tax, TaxRate, Unit, Warehouse,
+};
+use crate::tags as t;
+use crate::value::{parse_bool, parse_decimal, SchemaVersion};
 
 /// Limits against hostile input. Every field has a default suited to real exchange files.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +71,38 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Sets the maximum nesting depth.
+    pub fn with_max_depth(mut self, n: usize) -> Self {
+        self.max_depth = n;
+        self
+    }
+
+    /// Sets the maximum name length.
+    pub fn with_max_name_len(mut self, n: usize) -> Self {
+        self.max_name_len = n;
+        self
+    }
+
+    /// Sets the maximum text length.
+    pub fn with_max_text_len(mut self, n: usize) -> Self {
+        self.max_text_len = n;
+        self
+    }
+
+    /// Sets the maximum attribute value length.
+    pub fn with_max_attribute_len(mut self, n: usize) -> Self {
+        self.max_attribute_len = n;
+        self
+    }
+
+    /// Sets the maximum number of attributes per element.
+    pub fn with_max_attributes(mut self, n: usize) -> Self {
+        self.max_attributes = n;
+        self
+    }
+}
+
 /// Options of the reader.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -43,10 +111,184 @@ pub struct ReadOptions {
     pub limits: Limits,
 }
 
+impl ReadOptions {
+    /// Options with the given limits.
+    pub fn with_limits(limits: Limits) -> Self {
+        Self { limits }
+    }
+}
+
+/// How deep `ПодчиненныйДокумент` may nest before the rest is kept as generic elements.
+const MAX_SUBORDINATE_NESTING: usize = 8;
+
+macro_rules! tag_table {
+    ($($variant:ident = $name:ident),* $(,)?) => {
+        /// Element and attribute names the reader understands.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        enum Tag {
+            $($variant,)*
+            /// Anything else.
+            Other,
+        }
+
+        const TAG_NAMES: &[(Tag, &str)] = &[$((Tag::$variant, t::$name),)*];
+    };
+}
+
+tag_table! {
+    Root = ROOT,
+    Container = CONTAINER,
+    Document = DOCUMENT,
+    Counterparties = COUNTERPARTIES,
+    Counterparty = COUNTERPARTY,
+    Id = ID,
+    Number = NUMBER,
+    Number1C = NUMBER_1C,
+    Date = DATE,
+    Time = TIME,
+    Date1C = DATE_1C,
+    Operation = OPERATION,
+    Role = ROLE,
+    Currency = CURRENCY,
+    Rate = RATE,
+    Sum = SUM,
+    Version = VERSION,
+    DeletionMark = DELETION_MARK,
+    Basis = BASIS,
+    PaymentDue = PAYMENT_DUE,
+    Comment = COMMENT,
+    Taxes = TAXES,
+    Tax = TAX,
+    Discounts = DISCOUNTS,
+    Discount = DISCOUNT,
+    Warehouses = WAREHOUSES,
+    Warehouse = WAREHOUSE,
+    Lines = LINES,
+    Line = LINE,
+    Requisites = REQUISITES,
+    Requisite = REQUISITE,
+    Subordinates = SUBORDINATES,
+    Subordinate = SUBORDINATE,
+    Name = NAME,
+    FullName = FULL_NAME,
+    OfficialName = OFFICIAL_NAME,
+    LastName = LAST_NAME,
+    FirstName = FIRST_NAME,
+    MiddleName = MIDDLE_NAME,
+    BirthDate = BIRTH_DATE,
+    Gender = GENDER,
+    Inn = INN,
+    Kpp = KPP,
+    Okpo = OKPO,
+    RegistrationAddress = REGISTRATION_ADDRESS,
+    LegalAddress = LEGAL_ADDRESS,
+    Address = ADDRESS,
+    Presentation = PRESENTATION,
+    AddressField = ADDRESS_FIELD,
+    Kind = KIND,
+    Value = VALUE,
+    Contacts = CONTACTS,
+    Contact = CONTACT,
+    Representatives = REPRESENTATIVES,
+    Representative = REPRESENTATIVE,
+    Relation = RELATION,
+    BankAccounts = BANK_ACCOUNTS,
+    BankAccount = BANK_ACCOUNT,
+    AccountNumber = ACCOUNT_NUMBER,
+    Bank = BANK,
+    Bic = BIC,
+    CorrespondentAccount = CORRESPONDENT_ACCOUNT,
+    CatalogId = CATALOG_ID,
+    Sku = SKU,
+    BaseUnit = BASE_UNIT,
+    Unit = UNIT,
+    UnitCode = UNIT_CODE,
+    UnitFullName = UNIT_FULL_NAME,
+    UnitShortName = UNIT_SHORT_NAME,
+    UnitInternational = UNIT_INTERNATIONAL,
+    Coefficient = COEFFICIENT,
+    PricePerUnit = PRICE_PER_UNIT,
+    Price = PRICE,
+    Quantity = QUANTITY,
+    TaxRates = TAX_RATES,
+    TaxRate = TAX_RATE,
+    RateValue = RATE_VALUE,
+    Included = INCLUDED,
+    Percent = PERCENT,
+}
+
+impl Tag {
+    fn as_str(self) -> &'static str {
+        TAG_NAMES
+            .iter()
+            .find(|(tag, _)| *tag == self)
+            .map_or("?", |(_, name)| name)
+    }
+}
+
+/// FNV-1a: tag names are short and not attacker-chosen keys of a growing map.
+#[derive(Default)]
+struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 {
+            0xcbf2_9ce4_8422_2325
+        } else {
+            self.0
+        };
+        for &b in bytes {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// The tag names encoded in the encoding of the bytes being lexed.
+struct TagTable(HashMap<Box<[u8]>, Tag, BuildHasherDefault<Fnv>>);
+
+impl TagTable {
+    fn new(encoding: &'static Encoding) -> Self {
+        let mut map = HashMap::with_capacity_and_hasher(TAG_NAMES.len() * 2, Default::default());
+        for &(tag, name) in TAG_NAMES {
+            let (bytes, _, unmappable) = encoding.encode(name);
+            if !unmappable {
+                map.insert(bytes.into_owned().into_boxed_slice(), tag);
+            }
+        }
+        Self(map)
+    }
+
+    fn get(&self, name: &[u8]) -> Tag {
+        self.0.get(name).copied().unwrap_or(Tag::Other)
+    }
+}
+
 /// A streaming CommerceML reader over any [`Read`].
+///
+/// Yields the children of the root one at a time ([`Reader::next_item`] or the [`Iterator`]
+/// implementation): each `Документ`, each `Контейнер`, each `Контрагент` of a root-level
+/// `Контрагенты`, and any other root child as a generic [`Element`]. After an error the reader
+/// yields nothing more.
 pub struct Reader<R> {
-    _input: R,
+    lx: Lexer<Source<R>>,
     root: Root,
+    tags: TagTable,
+    /// The encoding of the lexed bytes (UTF-8 for transcoded UTF-16 input).
+    codec: &'static Encoding,
+    /// The encoding of the input.
+    encoding: &'static Encoding,
+    declared: Option<String>,
+    has_bom: bool,
+    /// Decimal separator from the root's `ФорматСуммы` (`ЧРД=`), when it is not `.` or `,`.
+    decimal_separator: Option<char>,
+    in_counterparties: bool,
+    finished: bool,
 }
 
 impl<R: Read> Reader<R> {
@@ -57,11 +299,36 @@ impl<R: Read> Reader<R> {
     }
 
     /// Opens a document with the given options.
-    pub fn with_options(input: R, _options: ReadOptions) -> Result<Self> {
-        Ok(Self {
-            _input: input,
+    pub fn with_options(input: R, options: ReadOptions) -> Result<Self> {
+        let (source, detected) = source::open(input)?;
+        let transcoded = matches!(source, Source::Utf16(_));
+        let codec = if transcoded { UTF_8 } else { detected.encoding };
+        let start = if transcoded {
+            0
+        } else {
+            detected.bom_len as u64
+        };
+        let lx = Lexer::new(
+            source,
+            options.limits,
+            start,
+            codec,
+            detected.encoding.name(),
+        );
+        let mut reader = Self {
+            lx,
             root: Root::default(),
-        })
+            tags: TagTable::new(codec),
+            codec,
+            encoding: detected.encoding,
+            declared: detected.declared,
+            has_bom: detected.bom_len > 0,
+            decimal_separator: None,
+            in_counterparties: false,
+            finished: false,
+        };
+        reader.read_root()?;
+        Ok(reader)
     }
 
     /// The root element's attributes.
@@ -69,8 +336,877 @@ impl<R: Read> Reader<R> {
         &self.root
     }
 
+    /// The encoding of the input (`"UTF-8"`, `"windows-1251"`, `"UTF-16LE"`, …).
+    pub fn encoding(&self) -> &'static str {
+        self.encoding.name()
+    }
+
+    /// The `encoding` of the XML declaration, as written.
+    pub fn declared_encoding(&self) -> Option<&str> {
+        self.declared.as_deref()
+    }
+
+    /// Whether the input starts with a byte order mark.
+    pub fn has_bom(&self) -> bool {
+        self.has_bom
+    }
+
+    /// How many bytes have been taken from the input so far (for progress reports).
+    pub fn bytes_read(&self) -> u64 {
+        self.lx.input().bytes_read()
+    }
+
     /// The next child of the root, or `None` after the root's end tag.
     pub fn next_item(&mut self) -> Result<Option<Item>> {
-        Ok(None)
+        if self.finished {
+            return Ok(None);
+        }
+        let result = self.read_item();
+        match &result {
+            Ok(None) | Err(_) => self.finished = true,
+            Ok(Some(_)) => {}
+        }
+        result
     }
+
+    fn read_item(&mut self) -> Result<Option<Item>> {
+        loop {
+            match self.lx.next()? {
+                Event::Start => {
+                    let tag = self.tags.get(self.lx.name());
+                    if self.in_counterparties {
+                        if tag == Tag::Counterparty {
+                            return Ok(Some(Item::Counterparty(Box::new(self.counterparty()?))));
+                        }
+                        return Ok(Some(Item::Other(self.element()?)));
+                    }
+                    return Ok(Some(match tag {
+                        Tag::Document => Item::Document(Box::new(self.document(0)?)),
+                        Tag::Container => Item::Container(self.container()?),
+                        Tag::Counterparties => {
+                            self.in_counterparties = true;
+                            continue;
+                        }
+                        _ => Item::Other(self.element()?),
+                    }));
+                }
+                Event::End => {
+                    if self.in_counterparties {
+                        self.in_counterparties = false;
+                        continue;
+                    }
+                    // The root is closed; only comments and whitespace may follow.
+                    loop {
+                        match self.lx.next()? {
+                            Event::Eof => return Ok(None),
+                            _ => continue,
+                        }
+                    }
+                }
+                Event::Text => {}
+                Event::Eof => return Err(self.eof()),
+            }
+        }
+    }
+
+    fn eof(&self) -> Error {
+        Error::UnexpectedEof {
+            position: self.lx.position_at(self.lx.offset_of(0)),
+        }
+    }
+
+    fn read_root(&mut self) -> Result<()> {
+        match self.lx.next()? {
+            Event::Start => {}
+            _ => {
+                return Err(Error::NotCommerceMl {
+                    position: self.lx.position_at(self.lx.offset_of(0)),
+                    message: "no root element".into(),
+                })
+            }
+        }
+        if self.tags.get(self.lx.name()) != Tag::Root {
+            let name = self.decode_lossy(self.lx.name());
+            return Err(Error::NotCommerceMl {
+                position: self.lx.position_from(self.lx.mark(), None),
+                message: format!("the root element is <{name}>, expected <{}>", t::ROOT),
+            });
+        }
+        let qname = self.lx.qname().to_vec();
+        let prefix = match memchr::memchr(b':', &qname) {
+            Some(k) => qname[..k].to_vec(),
+            None => Vec::new(),
+        };
+        let mut root = Root::default();
+        let attrs: Vec<Attr> = self.lx.attrs().to_vec();
+        for a in &attrs {
+            let name = self
+                .decode_lossy(self.lx.bytes(a.qname.clone()))
+                .into_owned();
+            let value = self.attr_value(a)?;
+            let qn = self.lx.bytes(a.qname.clone());
+            let ns_prefix = if qn == b"xmlns" {
+                Some(&b""[..])
+            } else {
+                qn.strip_prefix(b"xmlns:")
+            };
+            if ns_prefix == Some(&prefix[..]) && root.namespace.is_none() {
+                root.namespace = Some(value);
+                if prefix.is_empty() {
+                    continue;
+                }
+                root.attributes
+                    .push((name, root.namespace.clone().unwrap_or_default()));
+                continue;
+            }
+            let local = self.decode_lossy(self.lx.bytes(a.local..a.qname.end));
+            if local == t::ATTR_SCHEMA_VERSION && root.schema_version.is_none() {
+                if let Some(v) = SchemaVersion::parse(&value) {
+                    root.schema_version = Some(v);
+                    continue;
+                }
+            } else if local == t::ATTR_GENERATED_AT && root.generated_at.is_none() {
+                root.generated_at = Some(value);
+                continue;
+            } else if local == t::ATTR_SUM_FORMAT {
+                self.decimal_separator = decimal_separator(&value);
+            }
+            root.attributes.push((name, value));
+        }
+        self.root = root;
+        Ok(())
+    }
+
+    // ----- values -----
+
+    fn decode_lossy<'a>(&self, raw: &'a [u8]) -> Cow<'a, str> {
+        self.codec.decode_without_bom_handling(raw).0
+    }
+
+    /// Decodes raw bytes starting at absolute offset `at`.
+    fn decode<'a>(&self, raw: &'a [u8], at: u64) -> Result<Cow<'a, str>> {
+        if self.codec == UTF_8 {
+            return std::str::from_utf8(raw)
+                .map(Cow::Borrowed)
+                .map_err(|e| Error::Encoding {
+                    position: self.lx.position_at(at + e.valid_up_to() as u64),
+                    encoding: self.encoding.name(),
+                });
+        }
+        match self
+            .codec
+            .decode_without_bom_handling_and_without_replacement(raw)
+        {
+            Some(s) => Ok(s),
+            None => {
+                let bad = raw
+                    .iter()
+                    .position(|b| {
+                        self.codec
+                            .decode_without_bom_handling_and_without_replacement(
+                                std::slice::from_ref(b),
+                            )
+                            .is_none()
+                    })
+                    .unwrap_or(0);
+                Err(Error::Encoding {
+                    position: self.lx.position_at(at + bad as u64),
+                    encoding: self.encoding.name(),
+                })
+            }
+        }
+    }
+
+    /// The decoded, unescaped value of an attribute of the current start tag.
+    fn attr_value(&self, a: &Attr) -> Result<String> {
+        let at = self.lx.offset_of(a.value.start);
+        let s = self.decode(self.lx.bytes(a.value.clone()), at)?;
+        let s = if s.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
+            Cow::Owned(s.replace("\r\n", " ").replace(['\t', '\n', '\r'], " "))
+        } else {
+            s
+        };
+        Ok(self.unescape(&s, at)?.into_owned())
+    }
+
+    /// Decodes the current text token and appends it to `out`, trimming leading whitespace
+    /// while `out` is empty.
+    fn append_text(&self, out: &mut String) -> Result<()> {
+        let (raw, cdata) = self.lx.text();
+        let at = self.lx.text_offset();
+        if out.is_empty() && !cdata && raw.iter().all(|&b| is_xml_ws(b)) {
+            return Ok(());
+        }
+        let s = self.decode(raw, at)?;
+        let s = if !cdata && s.contains('\r') {
+            Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+        } else {
+            s
+        };
+        let s = if cdata { s } else { self.unescape_cow(s, at)? };
+        if out.is_empty() {
+            out.push_str(s.trim_start_matches(is_xml_ws_char));
+        } else {
+            out.push_str(&s);
+        }
+        Ok(())
+    }
+
+    fn unescape_cow<'a>(&self, s: Cow<'a, str>, at: u64) -> Result<Cow<'a, str>> {
+        if !s.contains('&') {
+            return Ok(s);
+        }
+        Ok(Cow::Owned(self.unescape(&s, at)?.into_owned()))
+    }
+
+    /// Replaces the five predefined entities and character references, once.
+    fn unescape<'a>(&self, s: &'a str, at: u64) -> Result<Cow<'a, str>> {
+        let Some(first) = s.find('&') else {
+            return Ok(Cow::Borrowed(s));
+        };
+        let mut out = String::with_capacity(s.len());
+        out.push_str(&s[..first]);
+        let mut rest = &s[first..];
+        while let Some(amp) = rest.find('&') {
+            out.push_str(&rest[..amp]);
+            rest = &rest[amp + 1..];
+            let semi = rest
+                .char_indices()
+                .take(12)
+                .find(|&(_, c)| c == ';')
+                .map(|(i, _)| i);
+            let Some(semi) = semi else {
+                return Err(self.bad_entity(at, "'&' not starting an entity reference"));
+            };
+            let name = &rest[..semi];
+            let c = match name {
+                "lt" => '<',
+                "gt" => '>',
+                "amp" => '&',
+                "quot" => '"',
+                "apos" => '\'',
+                _ => {
+                    let code = if let Some(hex) =
+                        name.strip_prefix("#x").or_else(|| name.strip_prefix("#X"))
+                    {
+                        u32::from_str_radix(hex, 16).ok()
+                    } else if let Some(dec) = name.strip_prefix('#') {
+                        dec.parse::<u32>().ok()
+                    } else {
+                        return Err(self.bad_entity(at, &format!("undefined entity &{name};")));
+                    };
+                    match code.and_then(char::from_u32).filter(|&c| is_xml_char(c)) {
+                        Some(c) => c,
+                        None => {
+                            return Err(self
+                                .bad_entity(at, &format!("invalid character reference &{name};")))
+                        }
+                    }
+                }
+            };
+            out.push(c);
+            rest = &rest[semi + 1..];
+        }
+        out.push_str(rest);
+        Ok(Cow::Owned(out))
+    }
+
+    fn bad_entity(&self, at: u64, message: &str) -> Error {
+        Error::Syntax {
+            position: self.lx.position_at(at),
+            message: message.to_owned(),
+        }
+    }
+
+    // ----- structure -----
+
+    /// The tag of the next child start of the current element, or `None` at its end.
+    fn next_child(&mut self) -> Result<Option<Tag>> {
+        loop {
+            match self.lx.next()? {
+                Event::Start => return Ok(Some(self.tags.get(self.lx.name()))),
+                Event::End => return Ok(None),
+                Event::Text => {}
+                Event::Eof => return Err(self.eof()),
+            }
+        }
+    }
+
+    /// Skips the rest of the current element.
+    fn skip(&mut self) -> Result<()> {
+        let mut depth = 1usize;
+        loop {
+            match self.lx.next()? {
+                Event::Start => depth += 1,
+                Event::End => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return Ok(());
+                    }
+                }
+                Event::Text => {}
+                Event::Eof => return Err(self.eof()),
+            }
+        }
+    }
+
+    /// The trimmed text of the current element; child elements are skipped.
+    fn string(&mut self) -> Result<String> {
+        let mut out = String::new();
+        loop {
+            match self.lx.next()? {
+                Event::Text => self.append_text(&mut out)?,
+                Event::End => break,
+                Event::Start => self.skip()?,
+                Event::Eof => return Err(self.eof()),
+            }
+        }
+        let len = out.trim_end_matches(is_xml_ws_char).len();
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// Reads a string into `slot`; a repeated element goes to `extra` instead.
+    fn put(&mut self, tag: Tag, slot: &mut Option<String>, extra: &mut Vec<Element>) -> Result<()> {
+        let s = self.string()?;
+        if slot.is_none() {
+            *slot = Some(s);
+        } else {
+            extra.push(Element {
+                name: tag.as_str().to_owned(),
+                text: Some(s).filter(|s| !s.is_empty()),
+                ..Element::default()
+            });
+        }
+        Ok(())
+    }
+
+    fn decimal(&mut self, tag: Tag) -> Result<Option<rust_decimal::Decimal>> {
+        let mark = self.lx.mark();
+        let mut s = self.string()?;
+        if let Some(sep) = self.decimal_separator {
+            if s.contains(sep) {
+                s = s.replace(sep, ".");
+            }
+        }
+        parse_decimal(&s).map_err(|m| self.value_error(mark, tag, &m))
+    }
+
+    fn boolean(&mut self, tag: Tag) -> Result<Option<bool>> {
+        let mark = self.lx.mark();
+        let s = self.string()?;
+        parse_bool(&s).map_err(|m| self.value_error(mark, tag, &m))
+    }
+
+    fn value_error(&self, mark: Mark, tag: Tag, message: &str) -> Error {
+        Error::Value {
+            position: self.lx.position_from(mark, Some(tag.as_str())),
+            message: format!("{}: {message}", tag.as_str()),
+        }
+    }
+
+    /// The current element (just started) as a generic tree.
+    fn element(&mut self) -> Result<Element> {
+        let mut stack = vec![self.start_element()?];
+        loop {
+            match self.lx.next()? {
+                Event::Start => {
+                    let e = self.start_element()?;
+                    stack.push(e);
+                }
+                Event::Text => {
+                    if let Some(top) = stack.last_mut() {
+                        let mut text = top.text.take().unwrap_or_default();
+                        self.append_text(&mut text)?;
+                        top.text = Some(text);
+                    }
+                }
+                Event::End => {
+                    let Some(mut e) = stack.pop() else {
+                        return Err(self.eof());
+                    };
+                    if let Some(text) = &mut e.text {
+                        let len = text.trim_end_matches(is_xml_ws_char).len();
+                        text.truncate(len);
+                    }
+                    if e.text.as_deref() == Some("") {
+                        e.text = None;
+                    }
+                    match stack.last_mut() {
+                        Some(parent) => parent.children.push(e),
+                        None => return Ok(e),
+                    }
+                }
+                Event::Eof => return Err(self.eof()),
+            }
+        }
+    }
+
+    fn start_element(&self) -> Result<Element> {
+        let name = self
+            .decode(self.lx.name(), self.lx.mark().offset)?
+            .into_owned();
+        let mut attributes = Vec::with_capacity(self.lx.attrs().len());
+        for a in self.lx.attrs() {
+            let at = self.lx.offset_of(a.local);
+            let n = self.decode(self.lx.bytes(a.local..a.qname.end), at)?;
+            attributes.push((n.into_owned(), self.attr_value(a)?));
+        }
+        Ok(Element {
+            name,
+            attributes,
+            text: None,
+            children: Vec::new(),
+        })
+    }
+
+    fn container(&mut self) -> Result<Container> {
+        let mut c = Container::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Id => self.put(tag, &mut c.id, &mut c.extra)?,
+                Tag::Document => c.documents.push(self.document(0)?),
+                _ => c.extra.push(self.element()?),
+            }
+        }
+        Ok(c)
+    }
+
+    fn document(&mut self, nesting: usize) -> Result<Document> {
+        let mut d = Document::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Id => self.put(tag, &mut d.id, &mut d.extra)?,
+                Tag::Number => self.put(tag, &mut d.number, &mut d.extra)?,
+                Tag::Number1C => self.put(tag, &mut d.number_1c, &mut d.extra)?,
+                Tag::Date => self.put(tag, &mut d.date, &mut d.extra)?,
+                Tag::Time => self.put(tag, &mut d.time, &mut d.extra)?,
+                Tag::Date1C => self.put(tag, &mut d.date_1c, &mut d.extra)?,
+                Tag::Operation => self.put(tag, &mut d.operation, &mut d.extra)?,
+                Tag::Role => self.put(tag, &mut d.role, &mut d.extra)?,
+                Tag::Currency => self.put(tag, &mut d.currency, &mut d.extra)?,
+                Tag::Version => self.put(tag, &mut d.version, &mut d.extra)?,
+                Tag::Basis => self.put(tag, &mut d.basis, &mut d.extra)?,
+                Tag::PaymentDue => self.put(tag, &mut d.payment_due, &mut d.extra)?,
+                Tag::Comment => self.put(tag, &mut d.comment, &mut d.extra)?,
+                Tag::Rate => d.rate = self.decimal(tag)?,
+                Tag::Sum => d.sum = self.decimal(tag)?,
+                Tag::DeletionMark => d.deletion_mark = self.boolean(tag)?,
+                Tag::Counterparties => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Counterparty => d.counterparties.push(self.counterparty()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Taxes => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Tax => d.taxes.push(self.tax()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Discounts => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Discount => d.discounts.push(self.discount()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Warehouses => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Warehouse => d.warehouses.push(self.warehouse()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Lines => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Line => d.lines.push(self.line()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Requisites => self.requisites(&mut d.requisites)?,
+                Tag::Requisite => d.requisites.push(self.requisite()?),
+                Tag::Subordinates if nesting < MAX_SUBORDINATE_NESTING => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Subordinate => d.subordinates.push(self.document(nesting + 1)?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                _ => d.extra.push(self.element()?),
+            }
+        }
+        Ok(d)
+    }
+
+    fn requisites(&mut self, out: &mut Vec<Requisite>) -> Result<()> {
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Requisite => out.push(self.requisite()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(())
+    }
+
+    fn requisite(&mut self) -> Result<Requisite> {
+        let mut name = None;
+        let mut value = None;
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Name if name.is_none() => name = Some(self.string()?),
+                Tag::Value if value.is_none() => value = Some(self.string()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(Requisite {
+            name: name.unwrap_or_default(),
+            value,
+        })
+    }
+
+    fn counterparty(&mut self) -> Result<Counterparty> {
+        let mut c = Counterparty::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Id => self.put(tag, &mut c.id, &mut c.extra)?,
+                Tag::Version => self.put(tag, &mut c.version, &mut c.extra)?,
+                Tag::DeletionMark => c.deletion_mark = self.boolean(tag)?,
+                Tag::Name => self.put(tag, &mut c.name, &mut c.extra)?,
+                Tag::FullName => self.put(tag, &mut c.full_name, &mut c.extra)?,
+                Tag::OfficialName => self.put(tag, &mut c.official_name, &mut c.extra)?,
+                Tag::LastName => self.put(tag, &mut c.last_name, &mut c.extra)?,
+                Tag::FirstName => self.put(tag, &mut c.first_name, &mut c.extra)?,
+                Tag::MiddleName => self.put(tag, &mut c.middle_name, &mut c.extra)?,
+                Tag::BirthDate => self.put(tag, &mut c.birth_date, &mut c.extra)?,
+                Tag::Gender => self.put(tag, &mut c.gender, &mut c.extra)?,
+                Tag::Role => self.put(tag, &mut c.role, &mut c.extra)?,
+                Tag::Inn => self.put(tag, &mut c.inn, &mut c.extra)?,
+                Tag::Kpp => self.put(tag, &mut c.kpp, &mut c.extra)?,
+                Tag::Okpo => self.put(tag, &mut c.okpo, &mut c.extra)?,
+                Tag::RegistrationAddress if c.registration_address.is_none() => {
+                    c.registration_address = Some(self.address()?);
+                }
+                Tag::LegalAddress if c.legal_address.is_none() => {
+                    c.legal_address = Some(self.address()?);
+                }
+                Tag::Address if c.address.is_none() => c.address = Some(self.address()?),
+                Tag::Contacts => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Contact => c.contacts.push(self.contact()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Representatives => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Representative => {
+                                c.representatives.push(self.representative()?);
+                            }
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::BankAccounts => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::BankAccount => c.bank_accounts.push(self.bank_account()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                _ => c.extra.push(self.element()?),
+            }
+        }
+        Ok(c)
+    }
+
+    fn address(&mut self) -> Result<Address> {
+        let mut a = Address::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Presentation => self.put(tag, &mut a.presentation, &mut a.extra)?,
+                Tag::AddressField => {
+                    let mut f = AddressField::default();
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Kind => f.kind = self.string()?,
+                            Tag::Value => f.value = self.string()?,
+                            _ => self.skip()?,
+                        }
+                    }
+                    a.fields.push(f);
+                }
+                _ => a.extra.push(self.element()?),
+            }
+        }
+        Ok(a)
+    }
+
+    fn contact(&mut self) -> Result<Contact> {
+        let mut c = Contact::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Kind => c.kind = self.string()?,
+                Tag::Value => c.value = self.string()?,
+                Tag::Comment => c.comment = Some(self.string()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(c)
+    }
+
+    fn representative(&mut self) -> Result<Representative> {
+        let mut r = Representative::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Counterparty => {
+                    r.nested = true;
+                    while let Some(tag) = self.next_child()? {
+                        self.representative_field(tag, &mut r)?;
+                    }
+                }
+                _ => self.representative_field(tag, &mut r)?,
+            }
+        }
+        Ok(r)
+    }
+
+    fn representative_field(&mut self, tag: Tag, r: &mut Representative) -> Result<()> {
+        match tag {
+            Tag::Relation => r.relation = Some(self.string()?),
+            Tag::Id => r.id = Some(self.string()?),
+            Tag::Name => r.name = Some(self.string()?),
+            _ => self.skip()?,
+        }
+        Ok(())
+    }
+
+    fn bank_account(&mut self) -> Result<BankAccount> {
+        let mut b = BankAccount::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::AccountNumber => self.put(tag, &mut b.number, &mut b.extra)?,
+                Tag::Bank if b.bank.is_none() => {
+                    let mut bank = Bank::default();
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Name => self.put(tag, &mut bank.name, &mut bank.extra)?,
+                            Tag::Bic => self.put(tag, &mut bank.bic, &mut bank.extra)?,
+                            Tag::CorrespondentAccount => {
+                                self.put(tag, &mut bank.correspondent_account, &mut bank.extra)?;
+                            }
+                            Tag::Address if bank.address.is_none() => {
+                                bank.address = Some(self.address()?);
+                            }
+                            _ => bank.extra.push(self.element()?),
+                        }
+                    }
+                    b.bank = Some(bank);
+                }
+                _ => b.extra.push(self.element()?),
+            }
+        }
+        Ok(b)
+    }
+
+    fn tax(&mut self) -> Result<Tax> {
+        let mut x = Tax::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Name => x.name = Some(self.string()?),
+                Tag::Included => x.included = self.boolean(tag)?,
+                Tag::Sum => x.sum = self.decimal(tag)?,
+                Tag::RateValue => x.rate = Some(self.string()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(x)
+    }
+
+    fn discount(&mut self) -> Result<Discount> {
+        let mut x = Discount::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Name => x.name = Some(self.string()?),
+                Tag::Sum => x.sum = self.decimal(tag)?,
+                Tag::Percent => x.percent = self.decimal(tag)?,
+                Tag::Included => x.included = self.boolean(tag)?,
+                Tag::Comment => x.comment = Some(self.string()?),
+                _ => self.skip()?,
+            }
+        }
+        Ok(x)
+    }
+
+    fn warehouse(&mut self) -> Result<Warehouse> {
+        let mut w = Warehouse::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Id => self.put(tag, &mut w.id, &mut w.extra)?,
+                Tag::Name => self.put(tag, &mut w.name, &mut w.extra)?,
+                _ => w.extra.push(self.element()?),
+            }
+        }
+        Ok(w)
+    }
+
+    fn line(&mut self) -> Result<Line> {
+        let mut l = Line::default();
+        while let Some(tag) = self.next_child()? {
+            match tag {
+                Tag::Id => self.put(tag, &mut l.id, &mut l.extra)?,
+                Tag::CatalogId => self.put(tag, &mut l.catalog_id, &mut l.extra)?,
+                Tag::Sku => self.put(tag, &mut l.sku, &mut l.extra)?,
+                Tag::Name => self.put(tag, &mut l.name, &mut l.extra)?,
+                Tag::BaseUnit if l.base_unit.is_none() => l.base_unit = Some(self.unit()?),
+                Tag::Unit if l.unit.is_none() => l.unit = Some(self.unit()?),
+                Tag::Coefficient => l.coefficient = self.decimal(tag)?,
+                Tag::PricePerUnit => l.price_per_unit = self.decimal(tag)?,
+                Tag::Price => l.price = self.decimal(tag)?,
+                Tag::Quantity => l.quantity = self.decimal(tag)?,
+                Tag::Sum => l.sum = self.decimal(tag)?,
+                Tag::Discounts => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Discount => l.discounts.push(self.discount()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::TaxRates => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::TaxRate => {
+                                let mut r = TaxRate::default();
+                                while let Some(tag) = self.next_child()? {
+                                    match tag {
+                                        Tag::Name => r.name = Some(self.string()?),
+                                        Tag::RateValue => r.rate = Some(self.string()?),
+                                        _ => self.skip()?,
+                                    }
+                                }
+                                l.tax_rates.push(r);
+                            }
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Taxes => {
+                    while let Some(tag) = self.next_child()? {
+                        match tag {
+                            Tag::Tax => l.taxes.push(self.tax()?),
+                            _ => self.skip()?,
+                        }
+                    }
+                }
+                Tag::Requisites => self.requisites(&mut l.requisites)?,
+                Tag::Requisite => l.requisites.push(self.requisite()?),
+                _ => l.extra.push(self.element()?),
+            }
+        }
+        Ok(l)
+    }
+
+    /// A unit in either form: attributes (`БазоваяЕдиница Код=…`), children
+    /// (`Единица/Код`), or plain text (the short name).
+    fn unit(&mut self) -> Result<Unit> {
+        let mut u = Unit::default();
+        let attrs: Vec<Attr> = self.lx.attrs().to_vec();
+        for a in &attrs {
+            let tag = self.tags.get(self.lx.bytes(a.local..a.qname.end));
+            let slot = match tag {
+                Tag::UnitCode => &mut u.code,
+                Tag::UnitFullName => &mut u.full_name,
+                Tag::UnitInternational => &mut u.international,
+                _ => continue,
+            };
+            *slot = Some(self.attr_value(a)?.trim_matches(is_xml_ws_char).to_owned());
+        }
+        let mut text = String::new();
+        let mut has_children = false;
+        loop {
+            match self.lx.next()? {
+                Event::Text => self.append_text(&mut text)?,
+                Event::End => break,
+                Event::Start => {
+                    has_children = true;
+                    let tag = self.tags.get(self.lx.name());
+                    let slot = match tag {
+                        Tag::Id => &mut u.id,
+                        Tag::UnitCode => &mut u.code,
+                        Tag::UnitFullName => &mut u.full_name,
+                        Tag::UnitShortName => &mut u.short_name,
+                        Tag::UnitInternational => &mut u.international,
+                        _ => {
+                            self.skip()?;
+                            continue;
+                        }
+                    };
+                    let s = self.string()?;
+                    if slot.is_none() {
+                        *slot = Some(s);
+                    }
+                }
+                Event::Eof => return Err(self.eof()),
+            }
+        }
+        let len = text.trim_end_matches(is_xml_ws_char).len();
+        text.truncate(len);
+        if (!has_children || !text.is_empty()) && u.short_name.is_none() {
+            u.short_name = Some(text);
+        }
+        Ok(u)
+    }
+}
+
+impl<R: Read> Iterator for Reader<R> {
+    type Item = Result<Item>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.next_item().transpose()
+    }
+}
+
+/// Reads a whole document: the root and every item. Convenient for small inputs; use
+/// [`Reader`] to stream large ones.
+pub fn read_all<R: Read>(input: R) -> Result<(Root, Vec<Item>)> {
+    let mut reader = Reader::new(input)?;
+    let mut items = Vec::new();
+    while let Some(item) = reader.next_item()? {
+        items.push(item);
+    }
+    Ok((reader.root, items))
+}
+
+/// The `ЧРД=` separator of a 1C number format, when it is neither `.` nor `,` (which the value
+/// parser already accepts).
+fn decimal_separator(format: &str) -> Option<char> {
+    let key = t::FORMAT_DECIMAL_SEPARATOR_KEY;
+    let at = format.find(key)?;
+    let c = format[at + key.len()..].chars().next()?;
+    (c != '.' && c != ',' && c != ';' && !c.is_whitespace() && !c.is_ascii_digit()).then_some(c)
+}
+
+fn is_xml_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn is_xml_ws_char(c: char) -> bool {
+    matches!(c, ' ' | '\t' | '\n' | '\r')
+}
+
+fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r') || c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'
 }

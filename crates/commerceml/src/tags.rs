@@ -12,6 +12,8 @@ pub const ATTR_TIME_FORMAT: &str = "ФорматВремени";
 pub const ATTR_DATE_TIME_SEPARATOR: &str = "РазделительДатаВремя";
 pub const ATTR_SUM_FORMAT: &str = "ФорматСуммы";
 pub const ATTR_QUANTITY_FORMAT: &str = "ФорматКоличества";
+/// The decimal-separator key inside `ФорматСуммы` / `ФорматКоличества` (`ЧРД=.`).
+pub const FORMAT_DECIMAL_SEPARATOR_KEY: &str = "ЧРД=";
 pub const CONTAINER: &str = "Контейнер";
 pub const DOCUMENT: &str = "Документ";
 pub const COUNTERPARTIES: &str = "Контрагенты";

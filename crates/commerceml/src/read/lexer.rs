@@ -1,0 +1,742 @@
+//! The tokenizer under the reader: a pull lexer over raw bytes of an ASCII-compatible encoding
+//! (UTF-8 or a single-byte code page; UTF-16 is transcoded before it gets here).
+//!
+//! It owns a sliding buffer that only ever holds the token being read plus one read chunk, so
+//! memory is bounded by the [`Limits`], not by the input: a tag is scanned for its closing `>`
+//! with quotes taken into account and the scan stops as soon as an attribute value, a name, a
+//! text run or the whole tag grows past its limit. It checks well-formedness (matching end
+//! tags, one root, attribute syntax), refuses DTDs, enforces the nesting depth and keeps line
+//! numbers for error positions. Values are left as raw byte ranges; decoding is the caller's.
+
+use std::io::{self, Read};
+use std::ops::Range;
+
+use encoding_rs::Encoding;
+use memchr::{memchr, memchr3, memmem, memrchr};
+
+use super::Limits;
+use crate::error::{Error, Position};
+
+/// How much is read from the input at a time.
+const CHUNK: usize = 64 * 1024;
+
+/// Slack allowed for whitespace around names in tags, beyond the name limit.
+const WHITESPACE_SLACK: usize = 4096;
+
+/// One token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// A start tag; name and attributes are available until the next call. A self-closing tag
+    /// is reported as `Start` followed by `End`.
+    Start,
+    /// An end tag (already checked against its start tag).
+    End,
+    /// A run of character data or a CDATA section inside the root element.
+    Text,
+    /// The end of the input after the root element (or of an input without any element).
+    Eof,
+}
+
+/// An attribute of the current start tag, as ranges into the buffer.
+#[derive(Debug, Clone)]
+pub(crate) struct Attr {
+    /// The qualified name.
+    pub qname: Range<usize>,
+    /// Where the local name starts (after the prefix and `:`).
+    pub local: usize,
+    /// The raw value between the quotes.
+    pub value: Range<usize>,
+}
+
+/// A place in the input: byte offset, line and column.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Mark {
+    pub offset: u64,
+    pub line: u64,
+    pub column: u64,
+}
+
+/// A marker error for invalid bytes found by a transcoding input adapter.
+#[derive(Debug)]
+pub(crate) struct InvalidInput;
+
+impl std::fmt::Display for InvalidInput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid byte sequence")
+    }
+}
+
+impl std::error::Error for InvalidInput {}
+
+pub(crate) struct Lexer<R> {
+    input: R,
+    buf: Vec<u8>,
+    /// Start of the unread bytes in `buf`.
+    pos: usize,
+    /// End of the filled bytes in `buf`.
+    end: usize,
+    eof: bool,
+    /// Absolute offset of `buf[0]`.
+    base: u64,
+    /// Absolute offset up to which newlines have been counted.
+    counted: u64,
+    /// Line number (1-based) at `counted`.
+    line: u64,
+    /// Absolute offset of the first byte of that line.
+    line_start: u64,
+    limits: Limits,
+    /// Qualified names of the open elements, concatenated.
+    stack: Vec<u8>,
+    stack_ends: Vec<usize>,
+    pending_end: bool,
+    root_seen: bool,
+    /// Where the last start tag began.
+    mark: Mark,
+    name: Range<usize>,
+    attrs: Vec<Attr>,
+    text: Range<usize>,
+    cdata: bool,
+    /// Encoding of the bytes, for element paths in messages.
+    encoding: &'static Encoding,
+    /// Name of the input encoding, for errors of a transcoding adapter.
+    input_encoding: &'static str,
+}
+
+fn is_ws(b: u8) -> bool {
+    matches!(b, b' ' | b'\t' | b'\n' | b'\r')
+}
+
+fn bad_name_byte(b: u8) -> bool {
+    matches!(
+        b,
+        b'<' | b'>' | b'&' | b'"' | b'\'' | b'=' | b'/' | b' ' | b'\t' | b'\n' | b'\r'
+    ) || b < 0x20
+}
+
+impl<R: Read> Lexer<R> {
+    pub(crate) fn new(
+        input: R,
+        limits: Limits,
+        start_offset: u64,
+        encoding: &'static Encoding,
+        input_encoding: &'static str,
+    ) -> Self {
+        Self {
+            input,
+            buf: vec![0; CHUNK],
+            pos: 0,
+            end: 0,
+            eof: false,
+            base: start_offset,
+            counted: start_offset,
+            line: 1,
+            line_start: start_offset,
+            limits,
+            stack: Vec::with_capacity(256),
+            stack_ends: Vec::with_capacity(16),
+            pending_end: false,
+            root_seen: false,
+            mark: Mark::default(),
+            name: 0..0,
+            attrs: Vec::new(),
+            text: 0..0,
+            cdata: false,
+            encoding,
+            input_encoding,
+        }
+    }
+
+    pub(crate) fn input(&self) -> &R {
+        &self.input
+    }
+
+    // ----- accessors for the current token -----
+
+    /// Local name of the current start tag.
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.buf[self.name.clone()]
+    }
+
+    /// Qualified name of the innermost open element.
+    pub(crate) fn qname(&self) -> &[u8] {
+        let end = self.stack_ends.last().copied().unwrap_or(0);
+        let start = self
+            .stack_ends
+            .len()
+            .checked_sub(2)
+            .map_or(0, |k| self.stack_ends[k]);
+        &self.stack[start..end]
+    }
+
+    /// Absolute offset where the current `Text` token starts.
+    pub(crate) fn text_offset(&self) -> u64 {
+        self.base + self.text.start as u64
+    }
+
+    pub(crate) fn attrs(&self) -> &[Attr] {
+        &self.attrs
+    }
+
+    pub(crate) fn bytes(&self, r: Range<usize>) -> &[u8] {
+        &self.buf[r]
+    }
+
+    /// The raw text of the current `Text` token and whether it is a CDATA section.
+    pub(crate) fn text(&self) -> (&[u8], bool) {
+        (&self.buf[self.text.clone()], self.cdata)
+    }
+
+    /// Absolute offset of a buffer index of the current token.
+    pub(crate) fn offset_of(&self, index: usize) -> u64 {
+        self.base + index as u64
+    }
+
+    /// Where the last start tag began.
+    pub(crate) fn mark(&self) -> Mark {
+        self.mark
+    }
+
+    /// The path of open elements, `/A/B/C`.
+    pub(crate) fn path(&self) -> String {
+        let mut out = String::new();
+        let mut start = 0;
+        for &end in &self.stack_ends {
+            out.push('/');
+            let (s, _) = self
+                .encoding
+                .decode_without_bom_handling(&self.stack[start..end]);
+            out.push_str(&s);
+            start = end;
+        }
+        out
+    }
+
+    /// Line and column of an absolute offset at or after the last counted point (any offset
+    /// inside the current token qualifies); earlier offsets get the counted point's line.
+    pub(crate) fn mark_at(&self, abs: u64) -> Mark {
+        let mut line = self.line;
+        let mut line_start = self.line_start;
+        if abs > self.counted && abs <= self.base + self.end as u64 {
+            let from = (self.counted - self.base) as usize;
+            let to = (abs - self.base) as usize;
+            let s = &self.buf[from..to];
+            if let Some(last) = memrchr(b'\n', s) {
+                line += count_newlines(s);
+                line_start = self.base + (from + last + 1) as u64;
+            }
+        }
+        Mark {
+            offset: abs,
+            line,
+            column: abs.saturating_sub(line_start) + 1,
+        }
+    }
+
+    pub(crate) fn position_at(&self, abs: u64) -> Position {
+        let m = self.mark_at(abs);
+        Position {
+            offset: m.offset,
+            line: m.line,
+            column: m.column,
+            path: self.path(),
+        }
+    }
+
+    /// A position from a saved mark, with the current path plus `child`.
+    pub(crate) fn position_from(&self, m: Mark, child: Option<&str>) -> Position {
+        let mut path = self.path();
+        if let Some(c) = child {
+            path.push('/');
+            path.push_str(c);
+        }
+        Position {
+            offset: m.offset,
+            line: m.line,
+            column: m.column,
+            path,
+        }
+    }
+
+    fn here(&self) -> u64 {
+        self.base + self.pos as u64
+    }
+
+    fn syntax(&self, abs: u64, message: impl Into<String>) -> Error {
+        Error::Syntax {
+            position: self.position_at(abs),
+            message: message.into(),
+        }
+    }
+
+    fn limit(&self, abs: u64, what: &'static str, limit: usize) -> Error {
+        Error::Limit {
+            position: self.position_at(abs),
+            what,
+            limit,
+        }
+    }
+
+    fn eof_error(&self) -> Error {
+        Error::UnexpectedEof {
+            position: self.position_at(self.base + self.end as u64),
+        }
+    }
+
+    fn count_lines_to(&mut self, abs: u64) {
+        if abs <= self.counted {
+            return;
+        }
+        let from = (self.counted - self.base) as usize;
+        let to = (abs - self.base) as usize;
+        let s = &self.buf[from..to];
+        if let Some(last) = memrchr(b'\n', s) {
+            self.line += count_newlines(s);
+            self.line_start = self.base + (from + last + 1) as u64;
+        }
+        self.counted = abs;
+    }
+
+    /// Reads more input, keeping the unread bytes. `false` at the end of the input.
+    fn fill(&mut self) -> Result<bool, Error> {
+        if self.eof {
+            return Ok(false);
+        }
+        if self.pos > 0 {
+            self.count_lines_to(self.here());
+            self.buf.copy_within(self.pos..self.end, 0);
+            self.end -= self.pos;
+            self.base += self.pos as u64;
+            self.pos = 0;
+        }
+        if self.buf.len() < self.end + CHUNK {
+            self.buf.resize(self.end + CHUNK, 0);
+        }
+        loop {
+            match self.input.read(&mut self.buf[self.end..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(false);
+                }
+                Ok(n) => {
+                    self.end += n;
+                    return Ok(true);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(self.io_error(e)),
+            }
+        }
+    }
+
+    fn io_error(&self, e: io::Error) -> Error {
+        if matches!(e.get_ref(), Some(inner) if inner.is::<InvalidInput>()) {
+            Error::Encoding {
+                position: self.position_at(self.base + self.end as u64),
+                encoding: self.input_encoding,
+            }
+        } else {
+            Error::Io(e)
+        }
+    }
+
+    /// Makes at least `n` unread bytes available; `false` if the input ends first.
+    fn fill_min(&mut self, n: usize) -> Result<bool, Error> {
+        while self.end - self.pos < n {
+            if !self.fill()? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// The next token.
+    pub(crate) fn next(&mut self) -> Result<Event, Error> {
+        if self.pending_end {
+            self.pending_end = false;
+            self.pop();
+            return Ok(Event::End);
+        }
+        loop {
+            if self.pos == self.end && !self.fill()? {
+                if !self.stack_ends.is_empty() {
+                    return Err(self.eof_error());
+                }
+                return Ok(Event::Eof);
+            }
+            if self.buf[self.pos] != b'<' {
+                let start = self.here();
+                let len = self.scan_text(start)?;
+                let r = self.pos..self.pos + len;
+                self.pos += len;
+                if self.stack_ends.is_empty() {
+                    if !self.buf[r].iter().all(|&b| is_ws(b)) {
+                        return Err(self.syntax(start, "text outside the root element"));
+                    }
+                    continue;
+                }
+                self.text = r;
+                self.cdata = false;
+                return Ok(Event::Text);
+            }
+            if !self.fill_min(2)? {
+                return Err(self.eof_error());
+            }
+            match self.buf[self.pos + 1] {
+                b'/' => return self.end_tag(),
+                b'?' => {
+                    let start = self.here();
+                    let n = self.scan_for(
+                        b"?>",
+                        2,
+                        self.limits.max_text_len,
+                        "processing instruction length",
+                        start,
+                    )?;
+                    self.pos += n + 2;
+                }
+                b'!' => {
+                    if self.markup_declaration()? {
+                        return Ok(Event::Text);
+                    }
+                }
+                _ => return self.start_tag(),
+            }
+        }
+    }
+
+    fn pop(&mut self) {
+        self.stack_ends.pop();
+        let len = self.stack_ends.last().copied().unwrap_or(0);
+        self.stack.truncate(len);
+    }
+
+    /// Length of the text run at `pos` (up to the next `<` or the end of the input).
+    fn scan_text(&mut self, start: u64) -> Result<usize, Error> {
+        let mut i = 0;
+        loop {
+            if let Some(k) = memchr(b'<', &self.buf[self.pos + i..self.end]) {
+                let len = i + k;
+                if len > self.limits.max_text_len {
+                    return Err(self.limit(start, "text length", self.limits.max_text_len));
+                }
+                return Ok(len);
+            }
+            i = self.end - self.pos;
+            if i > self.limits.max_text_len {
+                return Err(self.limit(start, "text length", self.limits.max_text_len));
+            }
+            if !self.fill()? {
+                return Ok(i);
+            }
+        }
+    }
+
+    /// Index (relative to `pos`) of `needle`, searching from `from`.
+    fn scan_for(
+        &mut self,
+        needle: &[u8],
+        from: usize,
+        max: usize,
+        what: &'static str,
+        start: u64,
+    ) -> Result<usize, Error> {
+        let mut i = from;
+        loop {
+            if let Some(k) = memmem::find(&self.buf[self.pos + i..self.end], needle) {
+                if i + k - from > max {
+                    return Err(self.limit(start, what, max));
+                }
+                return Ok(i + k);
+            }
+            let avail = self.end - self.pos;
+            i = avail.saturating_sub(needle.len() - 1).max(from);
+            if avail - from > max {
+                return Err(self.limit(start, what, max));
+            }
+            if !self.fill()? {
+                return Err(self.eof_error());
+            }
+        }
+    }
+
+    /// `<!…`: a comment (skipped, `false`), a CDATA section (`true`, text set) or a refused DTD.
+    fn markup_declaration(&mut self) -> Result<bool, Error> {
+        let start = self.here();
+        self.fill_min(9)?;
+        let head = &self.buf[self.pos..self.end.min(self.pos + 9)];
+        if head.starts_with(b"<!--") {
+            let n = self.scan_for(b"-->", 4, self.limits.max_text_len, "comment length", start)?;
+            self.pos += n + 3;
+            return Ok(false);
+        }
+        if head.starts_with(b"<![CDATA[") {
+            let n = self.scan_for(b"]]>", 9, self.limits.max_text_len, "text length", start)?;
+            if self.stack_ends.is_empty() {
+                return Err(self.syntax(start, "CDATA outside the root element"));
+            }
+            self.text = self.pos + 9..self.pos + n;
+            self.cdata = true;
+            self.pos += n + 3;
+            return Ok(true);
+        }
+        let upper: Vec<u8> = head.iter().map(u8::to_ascii_uppercase).collect();
+        for kw in [
+            &b"<!DOCTYPE"[..],
+            b"<!ENTITY",
+            b"<!ELEMENT",
+            b"<!ATTLIST",
+            b"<!NOTATION",
+        ] {
+            let n = kw.len().min(upper.len());
+            if upper.len() >= 3 && upper[..n] == kw[..n] {
+                return Err(Error::Dtd {
+                    position: self.position_at(start),
+                });
+            }
+        }
+        if head.len() < 4 {
+            return Err(self.eof_error());
+        }
+        Err(self.syntax(start, "unexpected '<!'"))
+    }
+
+    /// Index (relative to `pos`) of the `>` closing the start tag at `pos`, quotes respected.
+    fn scan_tag(&mut self, start: u64) -> Result<usize, Error> {
+        let max_attr = self.limits.max_attribute_len;
+        let max_run = self.limits.max_name_len + WHITESPACE_SLACK;
+        let max_tag = self.limits.max_name_len
+            + self.limits.max_attributes * (self.limits.max_name_len + max_attr + 8)
+            + WHITESPACE_SLACK;
+        let mut i = 1;
+        let mut quote: Option<u8> = None;
+        let mut run_start = 1; // start of the current quoted value or unquoted run
+        loop {
+            let hay = &self.buf[self.pos + i..self.end];
+            match quote {
+                None => {
+                    if let Some(k) = memchr3(b'>', b'"', b'\'', hay) {
+                        let c = hay[k];
+                        i += k;
+                        if i - run_start > max_run {
+                            return Err(self.limit(
+                                start,
+                                "element or attribute name length",
+                                self.limits.max_name_len,
+                            ));
+                        }
+                        if c == b'>' {
+                            return Ok(i);
+                        }
+                        quote = Some(c);
+                        i += 1;
+                        run_start = i;
+                        continue;
+                    }
+                    i = self.end - self.pos;
+                    if i - run_start > max_run {
+                        return Err(self.limit(
+                            start,
+                            "element or attribute name length",
+                            self.limits.max_name_len,
+                        ));
+                    }
+                }
+                Some(q) => {
+                    if let Some(k) = memchr(q, hay) {
+                        i += k;
+                        if i - run_start > max_attr {
+                            return Err(self.limit(
+                                self.base + (self.pos + run_start) as u64,
+                                "attribute value length",
+                                max_attr,
+                            ));
+                        }
+                        quote = None;
+                        i += 1;
+                        run_start = i;
+                        continue;
+                    }
+                    i = self.end - self.pos;
+                    if i - run_start > max_attr {
+                        return Err(self.limit(
+                            self.base + (self.pos + run_start) as u64,
+                            "attribute value length",
+                            max_attr,
+                        ));
+                    }
+                }
+            }
+            if i > max_tag {
+                return Err(self.limit(start, "tag length", max_tag));
+            }
+            if !self.fill()? {
+                return Err(self.eof_error());
+            }
+        }
+    }
+
+    fn check_name(&self, r: Range<usize>, at: u64, what: &str) -> Result<(), Error> {
+        let name = &self.buf[r];
+        if name.is_empty() {
+            return Err(self.syntax(at, format!("missing {what} name")));
+        }
+        if name.len() > self.limits.max_name_len {
+            return Err(self.limit(
+                at,
+                "element or attribute name length",
+                self.limits.max_name_len,
+            ));
+        }
+        let first = name[0];
+        if first.is_ascii_digit() || first == b'-' || first == b'.' || first == b':' {
+            return Err(self.syntax(at, format!("invalid {what} name")));
+        }
+        if name.iter().any(|&b| bad_name_byte(b)) {
+            return Err(self.syntax(at, format!("invalid character in {what} name")));
+        }
+        Ok(())
+    }
+
+    fn start_tag(&mut self) -> Result<Event, Error> {
+        let start = self.here();
+        let gt = self.scan_tag(start)?;
+        let p = self.pos;
+        let self_closing = gt >= 2 && self.buf[p + gt - 1] == b'/';
+        let content_end = if self_closing { p + gt - 1 } else { p + gt };
+        let mut i = p + 1;
+        while i < content_end && !is_ws(self.buf[i]) {
+            i += 1;
+        }
+        let qname = p + 1..i;
+        self.check_name(qname.clone(), start, "element")?;
+        if self.stack_ends.is_empty() && self.root_seen {
+            return Err(self.syntax(start, "content after the root element"));
+        }
+        if self.stack_ends.len() >= self.limits.max_depth {
+            return Err(self.limit(start, "nesting depth", self.limits.max_depth));
+        }
+        let local = match memrchr(b':', &self.buf[qname.clone()]) {
+            Some(k) => qname.start + k + 1,
+            None => qname.start,
+        };
+        self.name = local..qname.end;
+        self.parse_attributes(i, content_end, start)?;
+        self.count_lines_to(start);
+        self.mark = self.mark_at(start);
+        self.stack.extend_from_slice(&self.buf[qname]);
+        self.stack_ends.push(self.stack.len());
+        self.root_seen = true;
+        self.pos += gt + 1;
+        self.pending_end = self_closing;
+        Ok(Event::Start)
+    }
+
+    fn parse_attributes(&mut self, mut i: usize, end: usize, start: u64) -> Result<(), Error> {
+        self.attrs.clear();
+        loop {
+            let ws_start = i;
+            while i < end && is_ws(self.buf[i]) {
+                i += 1;
+            }
+            if i == end {
+                return Ok(());
+            }
+            let at = self.offset_of(i);
+            if i == ws_start {
+                return Err(self.syntax(at, "missing whitespace before an attribute"));
+            }
+            let ns = i;
+            while i < end && !is_ws(self.buf[i]) && self.buf[i] != b'=' {
+                i += 1;
+            }
+            let qname = ns..i;
+            self.check_name(qname.clone(), at, "attribute")?;
+            while i < end && is_ws(self.buf[i]) {
+                i += 1;
+            }
+            if i == end || self.buf[i] != b'=' {
+                return Err(self.syntax(at, "attribute without a value"));
+            }
+            i += 1;
+            while i < end && is_ws(self.buf[i]) {
+                i += 1;
+            }
+            if i == end || !matches!(self.buf[i], b'"' | b'\'') {
+                return Err(self.syntax(at, "attribute value without quotes"));
+            }
+            let q = self.buf[i];
+            i += 1;
+            let Some(k) = memchr(q, &self.buf[i..end]) else {
+                return Err(self.syntax(at, "unterminated attribute value"));
+            };
+            let value = i..i + k;
+            i += k + 1;
+            if value.len() > self.limits.max_attribute_len {
+                return Err(self.limit(
+                    at,
+                    "attribute value length",
+                    self.limits.max_attribute_len,
+                ));
+            }
+            if memchr(b'<', &self.buf[value.clone()]).is_some() {
+                return Err(self.syntax(at, "'<' in an attribute value"));
+            }
+            if self.attrs.len() >= self.limits.max_attributes {
+                return Err(self.limit(start, "attribute count", self.limits.max_attributes));
+            }
+            let name = &self.buf[qname.clone()];
+            if self
+                .attrs
+                .iter()
+                .any(|a| &self.buf[a.qname.clone()] == name)
+            {
+                return Err(self.syntax(at, "duplicate attribute"));
+            }
+            let local = match memrchr(b':', name) {
+                Some(k) => ns + k + 1,
+                None => ns,
+            };
+            self.attrs.push(Attr {
+                qname,
+                local,
+                value,
+            });
+        }
+    }
+
+    fn end_tag(&mut self) -> Result<Event, Error> {
+        let start = self.here();
+        let max = self.limits.max_name_len + WHITESPACE_SLACK;
+        let gt = self.scan_for(b">", 2, max, "element or attribute name length", start)?;
+        let p = self.pos;
+        let mut e = p + gt;
+        while e > p + 2 && is_ws(self.buf[e - 1]) {
+            e -= 1;
+        }
+        let name = &self.buf[p + 2..e];
+        let Some(&top_end) = self.stack_ends.last() else {
+            return Err(self.syntax(start, "end tag without a start tag"));
+        };
+        let top_start = self
+            .stack_ends
+            .len()
+            .checked_sub(2)
+            .map_or(0, |k| self.stack_ends[k]);
+        if name != &self.stack[top_start..top_end] {
+            let (found, _) = self.encoding.decode_without_bom_handling(name);
+            let (open, _) = self
+                .encoding
+                .decode_without_bom_handling(&self.stack[top_start..top_end]);
+            return Err(self.syntax(
+                start,
+                format!("end tag </{found}> does not match the open element <{open}>"),
+            ));
+        }
+        self.pop();
+        self.pos += gt + 1;
+        Ok(Event::End)
+    }
+}
+
+fn count_newlines(s: &[u8]) -> u64 {
+    s.iter().filter(|&&b| b == b'\n').count() as u64
+}
