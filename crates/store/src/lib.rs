@@ -1,2 +1,235 @@
-//! Storage for obmen: one trait, a SQLite implementation (the embedded default).
+//! Storage for obmen: one trait, [`Store`], and its SQLite implementation (the embedded default).
+//!
+//! Protocol and HTTP code hold an `Arc<dyn Store>` from [`open`] and never name a backend. The
+//! store never reads the clock: every method that records a time takes `now`.
+//!
+//! What is kept:
+//! * orders (the store's JSON body plus indexed columns and 1C's facts) and their status history;
+//! * the delivery ledger: which version of an order went out in which session, confirmed when
+//!   (DESIGN.md invariant 1: delivery moves only at `success`);
+//! * exchange sessions, upload chunks and import progress, so any instance can serve the next
+//!   request of a 1C session;
+//! * the journal of every exchange request;
+//! * settings (key/value), e.g. the generated exchange password hash.
 #![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use exchange::domain::{Order, OrderInput};
+
+mod error;
+mod sqlite;
+mod types;
+mod update;
+
+pub use error::{Error, Result};
+pub use sqlite::SqliteStore;
+pub use types::{
+    ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Session, SessionReport,
+    UpsertOutcome,
+};
+pub use update::Update;
+
+/// Opens the store named by `url` and brings its schema up to date.
+///
+/// * `sqlite:PATH`, `sqlite://PATH` or a plain path: a SQLite file, created if missing, in WAL
+///   mode, migrations applied. `sqlite::memory:` gives a private in-memory database (tests).
+/// * `postgres://…` / `postgresql://…`: not supported yet (issue 6).
+pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
+    let url = url.trim();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Err(Error::Invalid(
+            "PostgreSQL is not supported yet; use a sqlite: URL or a file path".to_owned(),
+        ));
+    }
+    if url.is_empty() {
+        return Err(Error::Invalid("empty database URL".to_owned()));
+    }
+    if let Some((scheme, _)) = url.split_once("://") {
+        if scheme != "sqlite" {
+            return Err(Error::Invalid(format!(
+                "unsupported database URL scheme {scheme:?}: use sqlite: or a file path"
+            )));
+        }
+    }
+    Ok(Arc::new(SqliteStore::open(url).await?))
+}
+
+/// Everything obmen keeps. Dyn-compatible: the binary holds an `Arc<dyn Store>`.
+///
+/// Write methods are atomic: each runs in one transaction. Methods that take `now` record that
+/// time; none reads the clock.
+#[async_trait]
+pub trait Store: Send + Sync {
+    // ----- orders -----
+
+    /// Creates or updates the order with `input.number`.
+    ///
+    /// * unknown number → [`UpsertOutcome::Created`] (version 1, source store, a history entry
+    ///   for the initial status);
+    /// * same number and the same body as last submitted → [`UpsertOutcome::Unchanged`], nothing
+    ///   written (a replayed POST is a no-op);
+    /// * a different body → [`UpsertOutcome::Updated`]: version + 1, last change source = store;
+    ///   when the submitted status differs from the one submitted before, the status is set to it
+    ///   and a history entry (source store) is added.
+    async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome>;
+
+    /// [`Store::upsert_order`] for many orders in one transaction (bulk loads). Outcomes are in
+    /// input order. An input repeating a number earlier in the batch is applied after it.
+    async fn upsert_orders(
+        &self,
+        inputs: &[OrderInput],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>>;
+
+    /// The order with this store number, with its history.
+    async fn order_by_number(&self, number: &str) -> Result<Option<Order>>;
+
+    /// The order with this internal id (the exported `Ид`), with its history.
+    async fn order_by_id(&self, id: i64) -> Result<Option<Order>>;
+
+    /// Orders matching `filter`, ordered by id, with their history.
+    async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<Order>>;
+
+    /// The order a 1C document refers to: by store number, then by our id when `id` is numeric,
+    /// then by 1C's number, then by 1C's id.
+    async fn find_order_for_document(
+        &self,
+        number: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Option<Order>>;
+
+    /// Applies what a 1C document reported, in one transaction. Only fields that differ from the
+    /// stored order change (checked again here, so applying the same update twice is a no-op);
+    /// a changed status adds a history entry with source `1c`. When anything changed, the last
+    /// change source becomes `1c` (the order is not sent back) and `updated_at` = `now`; the
+    /// export version is not bumped. Returns whether anything changed.
+    /// [`Error::NotFound`] when there is no such order.
+    async fn apply_update(
+        &self,
+        order_id: i64,
+        update: &Update,
+        now: DateTime<Utc>,
+    ) -> Result<bool>;
+
+    /// [`Store::apply_update`] for many orders in one transaction; one flag per update, in order.
+    /// An unknown order id fails the whole batch with [`Error::NotFound`].
+    async fn apply_updates(
+        &self,
+        updates: &[(i64, Update)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>>;
+
+    // ----- export and delivery ledger -----
+
+    /// One page of the orders due for export, ordered by id, ids greater than `after_id`:
+    /// status in `statuses`, last change from the store, and the current version not confirmed
+    /// delivered. Pass the last id of a page as `after_id` of the next. Orders come with their
+    /// history.
+    async fn orders_due(
+        &self,
+        statuses: &[String],
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Order>>;
+
+    /// Records that these `(order_id, version)` pairs went out in this session (unconfirmed).
+    /// Idempotent per session/order/version.
+    async fn record_offered(
+        &self,
+        session_id: i64,
+        offered: &[(i64, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Confirms every version offered in this session (1C said `success`); the orders are no
+    /// longer due at those versions. Returns how many ledger rows were confirmed now (0 when
+    /// called again).
+    async fn confirm_session(&self, session_id: i64, now: DateTime<Utc>) -> Result<u64>;
+
+    // ----- exchange sessions -----
+
+    /// Starts an exchange session (at `checkauth`). [`Error::Conflict`] when the cookie is taken.
+    async fn create_session(&self, new: &NewSession, now: DateTime<Utc>) -> Result<Session>;
+
+    /// The session with this cookie value, expired or not (the caller decides on expiry).
+    async fn session_by_cookie(&self, cookie: &str) -> Result<Option<Session>>;
+
+    /// The session with this id.
+    async fn session_by_id(&self, id: i64) -> Result<Option<Session>>;
+
+    /// Saves the mutable fields of a session (`version`, `zip`, `legacy`, `sessid_seen`,
+    /// `attributes`, `last_seen_at`). [`Error::NotFound`] when it does not exist.
+    async fn update_session(&self, session: &Session) -> Result<()>;
+
+    /// Deletes sessions last seen before `cutoff`, with their uploads and import progress (the
+    /// journal and the ledger stay). Returns how many sessions were deleted.
+    async fn purge_sessions(&self, cutoff: DateTime<Utc>) -> Result<u64>;
+
+    // ----- uploads and import progress -----
+
+    /// Appends a chunk to the session's file `filename` (never overwrites). Returns the file's
+    /// size after the append.
+    async fn append_upload(&self, session_id: i64, filename: &str, bytes: &[u8]) -> Result<u64>;
+
+    /// The size of the session's file, 0 when there is none.
+    async fn upload_size(&self, session_id: i64, filename: &str) -> Result<u64>;
+
+    /// Up to `max_len` bytes of the session's file from `offset` (fewer at the end, none past
+    /// it). Lets a reader stream a large upload in bounded memory.
+    async fn read_upload_range(
+        &self,
+        session_id: i64,
+        filename: &str,
+        offset: u64,
+        max_len: u64,
+    ) -> Result<Vec<u8>>;
+
+    /// The whole file (small files only; use [`Store::read_upload_range`] for large ones).
+    async fn read_upload(&self, session_id: i64, filename: &str) -> Result<Vec<u8>>;
+
+    /// The session's uploaded files with their sizes, by name.
+    async fn list_uploads(&self, session_id: i64) -> Result<Vec<(String, u64)>>;
+
+    /// Deletes the session's uploads and import progress (at `init`).
+    async fn clear_uploads(&self, session_id: i64) -> Result<()>;
+
+    /// Saves how far the import of a file got.
+    async fn set_import_progress(
+        &self,
+        session_id: i64,
+        filename: &str,
+        progress: &ImportProgress,
+        now: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// How far the import of a file got, if it started.
+    async fn import_progress(
+        &self,
+        session_id: i64,
+        filename: &str,
+    ) -> Result<Option<ImportProgress>>;
+
+    // ----- journal -----
+
+    /// Records one exchange request.
+    async fn journal(&self, entry: &JournalEntry) -> Result<()>;
+
+    /// The latest sessions, newest first, each with its requests (oldest first).
+    async fn sessions_report(&self, limit: u32) -> Result<Vec<SessionReport>>;
+
+    // ----- settings -----
+
+    /// A setting's value.
+    async fn get_setting(&self, key: &str) -> Result<Option<String>>;
+
+    /// Sets a setting.
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()>;
+
+    /// Sets a setting only if it is not set yet; returns the value now stored (the existing one
+    /// when another instance won the race), e.g. for the generated password hash.
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String>;
+}

@@ -1,0 +1,1158 @@
+//! The SQLite implementation of [`Store`]: one file, WAL, one writer connection and a few
+//! readers; write transactions start with `BEGIN IMMEDIATE` so two writers (two processes on the
+//! same file included) queue on `busy_timeout` instead of failing mid-transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use exchange::domain::{Order, OrderInput, Source, StatusChange};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
+};
+use sqlx::Row;
+
+use crate::{
+    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Result, Session,
+    SessionReport, Store, Update, UpsertOutcome,
+};
+
+/// How long a writer waits for another writer before giving up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+/// Reader connections (WAL lets them run beside the writer).
+const READERS: u32 = 4;
+/// Bound parameters per `IN (…)` list.
+const IN_CHUNK: usize = 500;
+
+/// A SQLite database file.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `url` (`sqlite:PATH`, `sqlite://PATH`,
+    /// `sqlite::memory:` or a plain path) and applies the migrations.
+    pub async fn open(url: &str) -> Result<Self> {
+        let memory = url.contains(":memory:") || url.contains("mode=memory");
+        let options = if url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(url)?
+        } else {
+            SqliteConnectOptions::new().filename(url)
+        };
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(if memory {
+                SqliteJournalMode::Memory
+            } else {
+                SqliteJournalMode::Wal
+            })
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("temp_store", "memory")
+            .pragma("cache_size", "-16000");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .connect_with(options.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        // An in-memory database exists only on its one connection.
+        let reader = if memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READERS)
+                .connect_with(options)
+                .await?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    /// Closes the connections (waits for them to be returned).
+    pub async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+// ----- value conversions -----
+
+/// Fixed-width RFC 3339 UTC, so text order is time order.
+fn ts(at: DateTime<Utc>) -> String {
+    at.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
+}
+
+fn parse_ts(text: &str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| Error::Corrupt(format!("bad time {text:?}: {e}")))
+}
+
+fn parse_source(text: &str) -> Result<Source> {
+    match text {
+        "store" => Ok(Source::Store),
+        "1c" => Ok(Source::OneC),
+        other => Err(Error::Corrupt(format!("bad change source {other:?}"))),
+    }
+}
+
+fn to_i64(n: u64, what: &str) -> Result<i64> {
+    i64::try_from(n).map_err(|_| Error::Invalid(format!("{what} too large: {n}")))
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Invalid(format!("cannot encode JSON: {e}")))
+}
+
+fn from_json<T: serde::de::DeserializeOwned>(text: &str, what: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(format!("{what}: {e}")))
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
+
+// ----- orders -----
+
+const ORDER_COLUMNS: &str = "id, body, status, status_1c, paid, shipped, cancelled, deleted, \
+     number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
+     shipment_date_1c, version, last_change_source, created_at, updated_at, submitted_status";
+
+/// An order row without its history, plus what only the store needs.
+struct OrderRow {
+    order: Order,
+    submitted_status: String,
+    submitted_body: String,
+}
+
+fn order_from_row(row: &SqliteRow) -> Result<OrderRow> {
+    let body: String = row.try_get("body")?;
+    let mut input: OrderInput = from_json(&body, "order body")?;
+    let status: String = row.try_get("status")?;
+    let created_at = parse_ts(&row.try_get::<String, _>("created_at")?)?;
+    input.status = Some(status);
+    input.created_at = Some(created_at);
+    let order = Order {
+        id: row.try_get("id")?,
+        input,
+        status_1c: row.try_get("status_1c")?,
+        paid: row.try_get("paid")?,
+        shipped: row.try_get("shipped")?,
+        cancelled: row.try_get("cancelled")?,
+        deleted: row.try_get("deleted")?,
+        number_1c: row.try_get("number_1c")?,
+        date_1c: row.try_get("date_1c")?,
+        id_1c: row.try_get("id_1c")?,
+        payment_number_1c: row.try_get("payment_number_1c")?,
+        payment_date_1c: row.try_get("payment_date_1c")?,
+        shipment_number_1c: row.try_get("shipment_number_1c")?,
+        shipment_date_1c: row.try_get("shipment_date_1c")?,
+        version: row.try_get("version")?,
+        last_change_source: parse_source(&row.try_get::<String, _>("last_change_source")?)?,
+        updated_at: parse_ts(&row.try_get::<String, _>("updated_at")?)?,
+        history: Vec::new(),
+    };
+    Ok(OrderRow {
+        order,
+        submitted_status: row.try_get("submitted_status")?,
+        submitted_body: body,
+    })
+}
+
+async fn fetch_order_row(
+    conn: &mut SqliteConnection,
+    clause: &str,
+    bind: &str,
+) -> Result<Option<OrderRow>> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}");
+    let row = sqlx::query(&sql)
+        .bind(bind)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(order_from_row).transpose()
+}
+
+async fn fetch_order_by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<Order>> {
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?");
+    let row = sqlx::query(&sql)
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let Some(row) = row else { return Ok(None) };
+    let mut order = order_from_row(&row)?.order;
+    order.history = history_of(conn, id).await?;
+    Ok(Some(order))
+}
+
+async fn history_of(conn: &mut SqliteConnection, order_id: i64) -> Result<Vec<StatusChange>> {
+    let rows = sqlx::query(
+        "SELECT status, source, at FROM order_status_history WHERE order_id = ? ORDER BY id",
+    )
+    .bind(order_id)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(change_from_row).collect()
+}
+
+fn change_from_row(row: &SqliteRow) -> Result<StatusChange> {
+    Ok(StatusChange {
+        status: row.try_get("status")?,
+        source: parse_source(&row.try_get::<String, _>("source")?)?,
+        at: parse_ts(&row.try_get::<String, _>("at")?)?,
+    })
+}
+
+/// Fills in the history of `orders` with one query per [`IN_CHUNK`] orders.
+async fn attach_history(conn: &mut SqliteConnection, orders: &mut [Order]) -> Result<()> {
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let mut index: HashMap<i64, usize> = HashMap::with_capacity(orders.len());
+    for (i, o) in orders.iter().enumerate() {
+        index.insert(o.id, i);
+    }
+    let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT order_id, status, source, at FROM order_status_history \
+             WHERE order_id IN ({}) ORDER BY order_id, id",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let order_id: i64 = row.try_get("order_id")?;
+            if let Some(&i) = index.get(&order_id) {
+                orders[i].history.push(change_from_row(&row)?);
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn add_history(
+    conn: &mut SqliteConnection,
+    order_id: i64,
+    status: &str,
+    source: Source,
+    now: &str,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO order_status_history (order_id, status, source, at) VALUES (?, ?, ?, ?)",
+    )
+    .bind(order_id)
+    .bind(status)
+    .bind(source.as_str())
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+fn input_paid(input: &OrderInput) -> bool {
+    input.payment.as_ref().is_some_and(|p| p.paid)
+}
+
+async fn upsert_in(
+    conn: &mut SqliteConnection,
+    input: &OrderInput,
+    now: DateTime<Utc>,
+) -> Result<UpsertOutcome> {
+    if input.number.trim().is_empty() {
+        return Err(Error::Invalid("order number is empty".to_owned()));
+    }
+    let body = json(input)?;
+    let now_text = ts(now);
+    let status = input.status_code().to_owned();
+    let existing = fetch_order_row(conn, "number = ?", &input.number).await?;
+    let Some(existing) = existing else {
+        let created_at = input.created_at.unwrap_or(now);
+        let paid = input_paid(input);
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO orders (number, body, submitted_status, status, paid, version, \
+             confirmed_version, last_change_source, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, 1, 0, 'store', ?, ?) RETURNING id",
+        )
+        .bind(&input.number)
+        .bind(&body)
+        .bind(&status)
+        .bind(&status)
+        .bind(paid)
+        .bind(ts(created_at))
+        .bind(&now_text)
+        .fetch_one(&mut *conn)
+        .await?;
+        add_history(conn, id, &status, Source::Store, &now_text).await?;
+        let mut stored = input.clone();
+        stored.status = Some(status.clone());
+        stored.created_at = Some(created_at);
+        return Ok(UpsertOutcome::Created(Order {
+            id,
+            input: stored,
+            status_1c: None,
+            paid,
+            shipped: false,
+            cancelled: false,
+            deleted: false,
+            number_1c: None,
+            date_1c: None,
+            id_1c: None,
+            payment_number_1c: None,
+            payment_date_1c: None,
+            shipment_number_1c: None,
+            shipment_date_1c: None,
+            version: 1,
+            last_change_source: Source::Store,
+            updated_at: now,
+            history: vec![StatusChange {
+                status,
+                source: Source::Store,
+                at: now,
+            }],
+        }));
+    };
+    let OrderRow {
+        mut order,
+        submitted_status,
+        submitted_body,
+    } = existing;
+    order.history = history_of(conn, order.id).await?;
+    if submitted_body == body {
+        return Ok(UpsertOutcome::Unchanged(order));
+    }
+    let previous: Option<OrderInput> = serde_json::from_str(&submitted_body).ok();
+    // The store changes the status (and the paid flag) only when it submits a different one
+    // than before; otherwise what 1C set stays.
+    let status_changes = status != submitted_status && order.input.status_code() != status;
+    let new_status = if status != submitted_status {
+        status.clone()
+    } else {
+        order.input.status_code().to_owned()
+    };
+    let paid = if previous.as_ref().map(input_paid) != Some(input_paid(input)) {
+        input_paid(input)
+    } else {
+        order.paid
+    };
+    let created_at = input.created_at.or(order.input.created_at).unwrap_or(now);
+    sqlx::query(
+        "UPDATE orders SET body = ?, submitted_status = ?, status = ?, paid = ?, \
+         version = version + 1, last_change_source = 'store', created_at = ?, updated_at = ? \
+         WHERE id = ?",
+    )
+    .bind(&body)
+    .bind(&status)
+    .bind(&new_status)
+    .bind(paid)
+    .bind(ts(created_at))
+    .bind(&now_text)
+    .bind(order.id)
+    .execute(&mut *conn)
+    .await?;
+    if status_changes {
+        add_history(conn, order.id, &new_status, Source::Store, &now_text).await?;
+        order.history.push(StatusChange {
+            status: new_status.clone(),
+            source: Source::Store,
+            at: now,
+        });
+    }
+    let mut stored = input.clone();
+    stored.status = Some(new_status);
+    stored.created_at = Some(created_at);
+    order.input = stored;
+    order.paid = paid;
+    order.version += 1;
+    order.last_change_source = Source::Store;
+    order.updated_at = now;
+    Ok(UpsertOutcome::Updated(order))
+}
+
+/// Sets `column` to `new` when it differs; records the assignment.
+fn diff_text(
+    sets: &mut Vec<(&'static str, Value)>,
+    column: &'static str,
+    current: Option<&str>,
+    new: Option<&String>,
+) {
+    if let Some(new) = new {
+        if current != Some(new.as_str()) {
+            sets.push((column, Value::Text(new.clone())));
+        }
+    }
+}
+
+fn diff_bool(
+    sets: &mut Vec<(&'static str, Value)>,
+    column: &'static str,
+    current: bool,
+    new: Option<bool>,
+) {
+    if let Some(new) = new {
+        if current != new {
+            sets.push((column, Value::Bool(new)));
+        }
+    }
+}
+
+enum Value {
+    Text(String),
+    Bool(bool),
+}
+
+/// Applies `update` to one order; returns whether anything changed.
+async fn apply_in(
+    conn: &mut SqliteConnection,
+    order_id: i64,
+    update: &Update,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    let row = sqlx::query(
+        "SELECT status, status_1c, paid, shipped, cancelled, deleted, number_1c, date_1c, id_1c, \
+         payment_number_1c, payment_date_1c, shipment_number_1c, shipment_date_1c \
+         FROM orders WHERE id = ?",
+    )
+    .bind(order_id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or(Error::NotFound)?;
+    if update.is_empty() {
+        return Ok(false);
+    }
+    let text = |c: &str| -> Result<Option<String>> { Ok(row.try_get(c)?) };
+    let flag = |c: &str| -> Result<bool> { Ok(row.try_get(c)?) };
+    let status: String = row.try_get("status")?;
+    let mut sets: Vec<(&'static str, Value)> = Vec::new();
+    diff_text(&mut sets, "status", Some(&status), update.status.as_ref());
+    let status_changed = !sets.is_empty();
+    diff_text(
+        &mut sets,
+        "status_1c",
+        text("status_1c")?.as_deref(),
+        update.status_1c.as_ref(),
+    );
+    diff_bool(&mut sets, "paid", flag("paid")?, update.paid);
+    diff_bool(&mut sets, "shipped", flag("shipped")?, update.shipped);
+    diff_bool(&mut sets, "cancelled", flag("cancelled")?, update.cancelled);
+    diff_bool(&mut sets, "deleted", flag("deleted")?, update.deleted);
+    diff_text(
+        &mut sets,
+        "number_1c",
+        text("number_1c")?.as_deref(),
+        update.number_1c.as_ref(),
+    );
+    diff_text(
+        &mut sets,
+        "date_1c",
+        text("date_1c")?.as_deref(),
+        update.date_1c.as_ref(),
+    );
+    diff_text(
+        &mut sets,
+        "id_1c",
+        text("id_1c")?.as_deref(),
+        update.id_1c.as_ref(),
+    );
+    diff_text(
+        &mut sets,
+        "payment_number_1c",
+        text("payment_number_1c")?.as_deref(),
+        update.payment_number_1c.as_ref(),
+    );
+    diff_text(
+        &mut sets,
+        "payment_date_1c",
+        text("payment_date_1c")?.as_deref(),
+        update.payment_date_1c.as_ref(),
+    );
+    diff_text(
+        &mut sets,
+        "shipment_number_1c",
+        text("shipment_number_1c")?.as_deref(),
+        update.shipment_number_1c.as_ref(),
+    );
+    diff_text(
+        &mut sets,
+        "shipment_date_1c",
+        text("shipment_date_1c")?.as_deref(),
+        update.shipment_date_1c.as_ref(),
+    );
+    if sets.is_empty() {
+        return Ok(false);
+    }
+    let now_text = ts(now);
+    let mut sql = String::from("UPDATE orders SET last_change_source = '1c', updated_at = ?");
+    for (column, _) in &sets {
+        sql.push_str(", ");
+        sql.push_str(column);
+        sql.push_str(" = ?");
+    }
+    sql.push_str(" WHERE id = ?");
+    let mut q = sqlx::query(&sql).bind(&now_text);
+    for (_, value) in &sets {
+        q = match value {
+            Value::Text(t) => q.bind(t.clone()),
+            Value::Bool(b) => q.bind(*b),
+        };
+    }
+    q.bind(order_id).execute(&mut *conn).await?;
+    if status_changed {
+        if let Some(new_status) = &update.status {
+            add_history(conn, order_id, new_status, Source::OneC, &now_text).await?;
+        }
+    }
+    Ok(true)
+}
+
+fn session_from_row(row: &SqliteRow) -> Result<Session> {
+    Ok(Session {
+        id: row.try_get("id")?,
+        user: row.try_get("user_name")?,
+        cookie: row.try_get("cookie")?,
+        sessid: row.try_get("sessid")?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        last_seen_at: parse_ts(&row.try_get::<String, _>("last_seen_at")?)?,
+        version: row.try_get("version")?,
+        zip: row.try_get("zip")?,
+        legacy: row.try_get("legacy")?,
+        sessid_seen: row.try_get("sessid_seen")?,
+        attributes: from_json::<BTreeMap<String, String>>(
+            &row.try_get::<String, _>("attributes")?,
+            "session attributes",
+        )?,
+    })
+}
+
+const SESSION_COLUMNS: &str = "id, user_name, cookie, sessid, created_at, last_seen_at, version, \
+     zip, legacy, sessid_seen, attributes";
+
+fn journal_from_row(row: &SqliteRow) -> Result<JournalRecord> {
+    Ok(JournalRecord {
+        id: row.try_get("id")?,
+        entry: JournalEntry {
+            session_id: row.try_get("session_id")?,
+            exchange_type: row.try_get("exchange_type")?,
+            mode: row.try_get("mode")?,
+            filename: row.try_get("filename")?,
+            bytes: to_u64(row.try_get("bytes")?),
+            documents: to_u64(row.try_get("documents")?),
+            messages: from_json(&row.try_get::<String, _>("messages")?, "journal messages")?,
+            error: row.try_get("error")?,
+            duration_ms: row.try_get::<Option<i64>, _>("duration_ms")?.map(to_u64),
+            at: parse_ts(&row.try_get::<String, _>("at")?)?,
+        },
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
+        let mut tx = self.begin_write().await?;
+        let outcome = upsert_in(&mut tx, input, now).await?;
+        if matches!(outcome, UpsertOutcome::Unchanged(_)) {
+            tx.rollback().await?;
+        } else {
+            tx.commit().await?;
+        }
+        Ok(outcome)
+    }
+
+    async fn upsert_orders(
+        &self,
+        inputs: &[OrderInput],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>> {
+        let mut tx = self.begin_write().await?;
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            outcomes.push(upsert_in(&mut tx, input, now).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn order_by_number(&self, number: &str) -> Result<Option<Order>> {
+        let mut conn = self.reader.acquire().await?;
+        let Some(row) = fetch_order_row(&mut conn, "number = ?", number).await? else {
+            return Ok(None);
+        };
+        let mut order = row.order;
+        order.history = history_of(&mut conn, order.id).await?;
+        Ok(Some(order))
+    }
+
+    async fn order_by_id(&self, id: i64) -> Result<Option<Order>> {
+        let mut conn = self.reader.acquire().await?;
+        fetch_order_by_id(&mut conn, id).await
+    }
+
+    async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<Order>> {
+        let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id > ?");
+        if filter.status.is_some() {
+            sql.push_str(" AND status = ?");
+        }
+        if filter.changed_since.is_some() {
+            sql.push_str(" AND updated_at >= ?");
+        }
+        sql.push_str(" ORDER BY id");
+        if filter.limit.is_some() {
+            sql.push_str(" LIMIT ?");
+        }
+        let mut q = sqlx::query(&sql).bind(filter.after_id.unwrap_or(i64::MIN));
+        if let Some(status) = &filter.status {
+            q = q.bind(status.clone());
+        }
+        if let Some(since) = filter.changed_since {
+            q = q.bind(ts(since));
+        }
+        if let Some(limit) = filter.limit {
+            q = q.bind(i64::from(limit));
+        }
+        let mut conn = self.reader.acquire().await?;
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut orders = rows
+            .iter()
+            .map(|r| order_from_row(r).map(|o| o.order))
+            .collect::<Result<Vec<_>>>()?;
+        attach_history(&mut conn, &mut orders).await?;
+        Ok(orders)
+    }
+
+    async fn find_order_for_document(
+        &self,
+        number: Option<&str>,
+        id: Option<&str>,
+    ) -> Result<Option<Order>> {
+        let number = number.map(str::trim).filter(|s| !s.is_empty());
+        let id = id.map(str::trim).filter(|s| !s.is_empty());
+        let mut conn = self.reader.acquire().await?;
+        let mut found = None;
+        if let Some(number) = number {
+            found = fetch_order_row(&mut conn, "number = ?", number).await?;
+        }
+        if found.is_none() {
+            if let Some(own) = id.and_then(|i| i.parse::<i64>().ok()) {
+                found = fetch_order_row(&mut conn, "id = ?", &own.to_string()).await?;
+            }
+        }
+        if found.is_none() {
+            if let Some(number) = number {
+                found =
+                    fetch_order_row(&mut conn, "number_1c = ? ORDER BY id LIMIT 1", number).await?;
+            }
+        }
+        if found.is_none() {
+            if let Some(id) = id {
+                found = fetch_order_row(&mut conn, "id_1c = ? ORDER BY id LIMIT 1", id).await?;
+            }
+        }
+        let Some(row) = found else { return Ok(None) };
+        let mut order = row.order;
+        order.history = history_of(&mut conn, order.id).await?;
+        Ok(Some(order))
+    }
+
+    async fn apply_update(
+        &self,
+        order_id: i64,
+        update: &Update,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let mut tx = self.begin_write().await?;
+        let changed = apply_in(&mut tx, order_id, update, now).await?;
+        if changed {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
+        }
+        Ok(changed)
+    }
+
+    async fn apply_updates(
+        &self,
+        updates: &[(i64, Update)],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<bool>> {
+        let mut tx = self.begin_write().await?;
+        let mut changed = Vec::with_capacity(updates.len());
+        for (order_id, update) in updates {
+            changed.push(apply_in(&mut tx, *order_id, update, now).await?);
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    async fn orders_due(
+        &self,
+        statuses: &[String],
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<Order>> {
+        if statuses.is_empty() || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders INDEXED BY orders_due_idx \
+             WHERE last_change_source = 'store' AND confirmed_version < version \
+             AND id > ? AND status IN ({}) ORDER BY id LIMIT ?",
+            placeholders(statuses.len())
+        );
+        let mut q = sqlx::query(&sql).bind(after_id);
+        for s in statuses {
+            q = q.bind(s.clone());
+        }
+        q = q.bind(i64::from(limit));
+        let mut conn = self.reader.acquire().await?;
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut orders = rows
+            .iter()
+            .map(|r| order_from_row(r).map(|o| o.order))
+            .collect::<Result<Vec<_>>>()?;
+        attach_history(&mut conn, &mut orders).await?;
+        Ok(orders)
+    }
+
+    async fn record_offered(
+        &self,
+        session_id: i64,
+        offered: &[(i64, i64)],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if offered.is_empty() {
+            return Ok(());
+        }
+        let now_text = ts(now);
+        let mut tx = self.begin_write().await?;
+        for chunk in offered.chunks(IN_CHUNK / 4) {
+            let mut sql = String::from(
+                "INSERT OR IGNORE INTO delivery_ledger (session_id, order_id, version, offered_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                if i > 0 {
+                    sql.push(',');
+                }
+                sql.push_str("(?, ?, ?, ?)");
+            }
+            let mut q = sqlx::query(&sql);
+            for (order_id, version) in chunk {
+                q = q
+                    .bind(session_id)
+                    .bind(*order_id)
+                    .bind(*version)
+                    .bind(&now_text);
+            }
+            q.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn confirm_session(&self, session_id: i64, now: DateTime<Utc>) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let confirmed = sqlx::query(
+            "UPDATE delivery_ledger SET confirmed_at = ? WHERE session_id = ? AND confirmed_at IS NULL",
+        )
+        .bind(ts(now))
+        .bind(session_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if confirmed > 0 {
+            sqlx::query(
+                "UPDATE orders SET confirmed_version = d.version \
+                 FROM (SELECT order_id, MAX(version) AS version FROM delivery_ledger \
+                       WHERE session_id = ? GROUP BY order_id) AS d \
+                 WHERE orders.id = d.order_id AND orders.confirmed_version < d.version",
+            )
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(confirmed)
+    }
+
+    async fn create_session(&self, new: &NewSession, now: DateTime<Utc>) -> Result<Session> {
+        let now_text = ts(now);
+        let mut tx = self.begin_write().await?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO exchange_sessions (user_name, cookie, sessid, created_at, last_seen_at) \
+             VALUES (?, ?, ?, ?, ?) RETURNING id",
+        )
+        .bind(&new.user)
+        .bind(&new.cookie)
+        .bind(&new.sessid)
+        .bind(&now_text)
+        .bind(&now_text)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Conflict("a session with this cookie exists".to_owned())
+            } else {
+                Error::Other(e)
+            }
+        })?;
+        tx.commit().await?;
+        Ok(Session {
+            id,
+            user: new.user.clone(),
+            cookie: new.cookie.clone(),
+            sessid: new.sessid.clone(),
+            created_at: now,
+            last_seen_at: now,
+            version: None,
+            zip: false,
+            legacy: false,
+            sessid_seen: false,
+            attributes: BTreeMap::new(),
+        })
+    }
+
+    async fn session_by_cookie(&self, cookie: &str) -> Result<Option<Session>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM exchange_sessions WHERE cookie = ?");
+        let row = sqlx::query(&sql)
+            .bind(cookie)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn session_by_id(&self, id: i64) -> Result<Option<Session>> {
+        let sql = format!("SELECT {SESSION_COLUMNS} FROM exchange_sessions WHERE id = ?");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await?;
+        row.as_ref().map(session_from_row).transpose()
+    }
+
+    async fn update_session(&self, session: &Session) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let n = sqlx::query(
+            "UPDATE exchange_sessions SET last_seen_at = ?, version = ?, zip = ?, legacy = ?, \
+             sessid_seen = ?, attributes = ? WHERE id = ?",
+        )
+        .bind(ts(session.last_seen_at))
+        .bind(&session.version)
+        .bind(session.zip)
+        .bind(session.legacy)
+        .bind(session.sessid_seen)
+        .bind(json(&session.attributes)?)
+        .bind(session.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        if n == 0 {
+            return Err(Error::NotFound);
+        }
+        Ok(())
+    }
+
+    async fn purge_sessions(&self, cutoff: DateTime<Utc>) -> Result<u64> {
+        let cutoff = ts(cutoff);
+        let mut tx = self.begin_write().await?;
+        for sql in [
+            "DELETE FROM upload_chunks WHERE session_id IN \
+             (SELECT id FROM exchange_sessions WHERE last_seen_at < ?)",
+            "DELETE FROM import_progress WHERE session_id IN \
+             (SELECT id FROM exchange_sessions WHERE last_seen_at < ?)",
+        ] {
+            sqlx::query(sql).bind(&cutoff).execute(&mut *tx).await?;
+        }
+        let n = sqlx::query("DELETE FROM exchange_sessions WHERE last_seen_at < ?")
+            .bind(&cutoff)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn append_upload(&self, session_id: i64, filename: &str, bytes: &[u8]) -> Result<u64> {
+        let mut tx = self.begin_write().await?;
+        let last: Option<(i64, i64, i64)> = sqlx::query_as(
+            "SELECT seq, offset, length(data) FROM upload_chunks \
+             WHERE session_id = ? AND filename = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .bind(filename)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let (seq, offset) = match last {
+            Some((seq, offset, len)) => (seq + 1, offset + len),
+            None => (0, 0),
+        };
+        let len = to_i64(bytes.len() as u64, "chunk")?;
+        if !bytes.is_empty() {
+            sqlx::query(
+                "INSERT INTO upload_chunks (session_id, filename, seq, offset, data) \
+                 VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(session_id)
+            .bind(filename)
+            .bind(seq)
+            .bind(offset)
+            .bind(bytes)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(to_u64(offset + len))
+    }
+
+    async fn upload_size(&self, session_id: i64, filename: &str) -> Result<u64> {
+        let size: Option<i64> = sqlx::query_scalar(
+            "SELECT offset + length(data) FROM upload_chunks \
+             WHERE session_id = ? AND filename = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(session_id)
+        .bind(filename)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(size.map_or(0, to_u64))
+    }
+
+    async fn read_upload_range(
+        &self,
+        session_id: i64,
+        filename: &str,
+        offset: u64,
+        max_len: u64,
+    ) -> Result<Vec<u8>> {
+        if max_len == 0 {
+            return Ok(Vec::new());
+        }
+        let start = to_i64(offset, "offset")?;
+        let end = start.saturating_add(to_i64(max_len, "length")?);
+        let rows: Vec<(i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT offset, data FROM upload_chunks \
+             WHERE session_id = ? AND filename = ? AND offset < ? AND offset + length(data) > ? \
+             ORDER BY offset",
+        )
+        .bind(session_id)
+        .bind(filename)
+        .bind(end)
+        .bind(start)
+        .fetch_all(&self.reader)
+        .await?;
+        let mut out = Vec::new();
+        for (chunk_offset, data) in rows {
+            let from = usize::try_from(start.saturating_sub(chunk_offset)).unwrap_or(0);
+            let to = usize::try_from((end - chunk_offset).min(data.len() as i64)).unwrap_or(0);
+            if from < to {
+                out.extend_from_slice(&data[from..to]);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn read_upload(&self, session_id: i64, filename: &str) -> Result<Vec<u8>> {
+        let rows: Vec<(Vec<u8>,)> = sqlx::query_as(
+            "SELECT data FROM upload_chunks WHERE session_id = ? AND filename = ? ORDER BY seq",
+        )
+        .bind(session_id)
+        .bind(filename)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().flat_map(|(d,)| d).collect())
+    }
+
+    async fn list_uploads(&self, session_id: i64) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT filename, SUM(length(data)) FROM upload_chunks WHERE session_id = ? \
+             GROUP BY filename ORDER BY filename",
+        )
+        .bind(session_id)
+        .fetch_all(&self.reader)
+        .await?;
+        Ok(rows.into_iter().map(|(f, n)| (f, to_u64(n))).collect())
+    }
+
+    async fn clear_uploads(&self, session_id: i64) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM upload_chunks WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM import_progress WHERE session_id = ?")
+            .bind(session_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_import_progress(
+        &self,
+        session_id: i64,
+        filename: &str,
+        progress: &ImportProgress,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO import_progress \
+             (session_id, filename, position, documents, done, messages, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (session_id, filename) DO UPDATE SET position = excluded.position, \
+             documents = excluded.documents, done = excluded.done, messages = excluded.messages, \
+             updated_at = excluded.updated_at",
+        )
+        .bind(session_id)
+        .bind(filename)
+        .bind(to_i64(progress.position, "position")?)
+        .bind(to_i64(progress.documents, "documents")?)
+        .bind(progress.done)
+        .bind(json(&progress.messages)?)
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn import_progress(
+        &self,
+        session_id: i64,
+        filename: &str,
+    ) -> Result<Option<ImportProgress>> {
+        let row = sqlx::query(
+            "SELECT position, documents, done, messages FROM import_progress \
+             WHERE session_id = ? AND filename = ?",
+        )
+        .bind(session_id)
+        .bind(filename)
+        .fetch_optional(&self.reader)
+        .await?;
+        row.map(|r| {
+            Ok(ImportProgress {
+                position: to_u64(r.try_get("position")?),
+                documents: to_u64(r.try_get("documents")?),
+                done: r.try_get("done")?,
+                messages: from_json(&r.try_get::<String, _>("messages")?, "import messages")?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn journal(&self, entry: &JournalEntry) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO exchange_journal (session_id, exchange_type, mode, filename, bytes, \
+             documents, messages, error, duration_ms, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(entry.session_id)
+        .bind(&entry.exchange_type)
+        .bind(&entry.mode)
+        .bind(&entry.filename)
+        .bind(to_i64(entry.bytes, "bytes")?)
+        .bind(to_i64(entry.documents, "documents")?)
+        .bind(json(&entry.messages)?)
+        .bind(&entry.error)
+        .bind(
+            entry
+                .duration_ms
+                .map(|d| to_i64(d, "duration"))
+                .transpose()?,
+        )
+        .bind(ts(entry.at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sessions_report(&self, limit: u32) -> Result<Vec<SessionReport>> {
+        let mut conn = self.reader.acquire().await?;
+        let sql = format!(
+            "SELECT {SESSION_COLUMNS} FROM exchange_sessions ORDER BY created_at DESC, id DESC LIMIT ?"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await?;
+        let mut reports = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let session = session_from_row(row)?;
+            let requests = sqlx::query(
+                "SELECT id, session_id, exchange_type, mode, filename, bytes, documents, messages, \
+                 error, duration_ms, at FROM exchange_journal WHERE session_id = ? ORDER BY id",
+            )
+            .bind(session.id)
+            .fetch_all(&mut *conn)
+            .await?
+            .iter()
+            .map(journal_from_row)
+            .collect::<Result<Vec<_>>>()?;
+            reports.push(SessionReport { session, requests });
+        }
+        Ok(reports)
+    }
+
+    async fn get_setting(&self, key: &str) -> Result<Option<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+                .bind(key)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
+    async fn set_setting(&self, key: &str, value: &str) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO settings (key, value) VALUES (?, ?) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        let stored: String = sqlx::query_scalar("SELECT value FROM settings WHERE key = ?")
+            .bind(key)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(stored)
+    }
+}
