@@ -403,7 +403,7 @@ impl<R: Read> Reader<R> {
                         }
                     }
                 }
-                Event::Text => {}
+                Event::Text => self.check_ignored_text()?,
                 Event::Eof => return Err(self.eof()),
             }
         }
@@ -626,10 +626,21 @@ impl<R: Read> Reader<R> {
             match self.lx.next()? {
                 Event::Start => return Ok(Some(self.tags.get(self.lx.name()))),
                 Event::End => return Ok(None),
-                Event::Text => {}
+                Event::Text => self.check_ignored_text()?,
                 Event::Eof => return Err(self.eof()),
             }
         }
+    }
+
+    /// Text the model has no place for (between child elements) is not kept, but it must
+    /// still be valid in the encoding and hold only defined entities.
+    fn check_ignored_text(&self) -> Result<()> {
+        let (raw, _) = self.lx.text();
+        if raw.iter().all(|&b| is_xml_ws(b)) {
+            return Ok(());
+        }
+        let mut sink = String::new();
+        self.append_text(&mut sink)
     }
 
     /// Skips the rest of the current element.
@@ -644,7 +655,7 @@ impl<R: Read> Reader<R> {
                         return Ok(());
                     }
                 }
-                Event::Text => {}
+                Event::Text => self.check_ignored_text()?,
                 Event::Eof => return Err(self.eof()),
             }
         }

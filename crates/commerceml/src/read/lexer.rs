@@ -366,6 +366,10 @@ impl<R: Read> Lexer<R> {
                 let start = self.here();
                 let len = self.scan_text(start)?;
                 let r = self.pos..self.pos + len;
+                if r.end == self.end && self.eof && !self.stack_ends.is_empty() {
+                    // The input ends inside an element (maybe inside a character).
+                    return Err(self.eof_error());
+                }
                 self.pos += len;
                 if self.stack_ends.is_empty() {
                     if !self.buf[r].iter().all(|&b| is_ws(b)) {

@@ -65,6 +65,8 @@ pub(crate) struct Utf16<R> {
     pos: usize,
     end: usize,
     eof: bool,
+    /// The decoder has been told the input ended; it must not be called again.
+    finished: bool,
     /// Transcoded bytes peeked for the declaration, handed out first.
     pending: Vec<u8>,
     pending_pos: usize,
@@ -98,6 +100,9 @@ impl<R: Read> Read for Utf16<R> {
             self.pending_pos += n;
             return Ok(n);
         }
+        if self.finished {
+            return Ok(0);
+        }
         if out.len() < 8 {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -125,13 +130,19 @@ impl<R: Read> Read for Utf16<R> {
             self.pos += read;
             match result {
                 DecoderResult::Malformed(_, _) => {
+                    self.finished = true;
                     return Err(io::Error::new(io::ErrorKind::InvalidData, InvalidInput));
                 }
-                DecoderResult::InputEmpty | DecoderResult::OutputFull => {
-                    if written > 0 || self.eof {
+                DecoderResult::InputEmpty => {
+                    if self.eof {
+                        self.finished = true;
+                        return Ok(written);
+                    }
+                    if written > 0 {
                         return Ok(written);
                     }
                 }
+                DecoderResult::OutputFull => return Ok(written),
             }
         }
     }
@@ -183,6 +194,7 @@ pub(crate) fn open<R: Read>(mut input: R) -> Result<(Source<R>, Detected)> {
             pos: 0,
             end: 0,
             eof: false,
+            finished: false,
             pending: Vec::new(),
             pending_pos: 0,
         };
