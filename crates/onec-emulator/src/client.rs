@@ -484,6 +484,7 @@ impl Session {
         } else {
             (xml_name.clone(), bytes)
         };
+        self.db.record_file(session, &file_name, &payload).await?;
         if self.options.faults.cut_upload {
             self.cut_upload(&file_name, &payload).await?;
             return Ok("cut");

@@ -48,6 +48,12 @@ CREATE TABLE IF NOT EXISTS sessions (
     confirmed   INTEGER NOT NULL DEFAULT 0,
     outcome     TEXT
 );
+CREATE TABLE IF NOT EXISTS files (
+    id      INTEGER PRIMARY KEY AUTOINCREMENT,
+    session INTEGER NOT NULL,
+    name    TEXT NOT NULL,
+    bytes   BLOB NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sent (
     id              INTEGER PRIMARY KEY AUTOINCREMENT,
     session         INTEGER NOT NULL,
@@ -377,6 +383,27 @@ impl Database {
             .await?;
         }
         Ok(())
+    }
+
+    /// Keeps a copy of an upload file exactly as it goes on the wire (zip or XML).
+    pub async fn record_file(&self, session: i64, name: &str, bytes: &[u8]) -> Result<()> {
+        sqlx::query("INSERT INTO files (session, name, bytes) VALUES (?, ?, ?)")
+            .bind(session)
+            .bind(name)
+            .bind(bytes)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Every upload file (session, name, bytes), in order.
+    pub async fn files(&self) -> Result<Vec<(i64, String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT session, name, bytes FROM files ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
     }
 
     /// Everything sent back, in order.
