@@ -23,15 +23,15 @@ use exchange::domain::{Order, OrderInput};
 mod error;
 mod sqlite;
 mod types;
-mod update;
 
 pub use error::{Error, Result};
+/// What a 1C document changes in an order (only fields that differ are set).
+pub use exchange::import::Update;
 pub use sqlite::SqliteStore;
 pub use types::{
     ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Session, SessionReport,
     UpsertOutcome,
 };
-pub use update::Update;
 
 /// Opens the store named by `url` and brings its schema up to date.
 ///

@@ -1,0 +1,170 @@
+//! The store contract on SQLite: the shared suite on a real file in a temporary directory, plus
+//! what only a file can show (persistence across re-open, two handles on one file, open errors).
+
+#[macro_use]
+mod suite;
+
+use std::sync::Arc;
+
+use store::{NewSession, SqliteStore, Store, Update};
+use suite::{all_due, at, order};
+use tempfile::TempDir;
+
+/// A fresh SQLite file; the directory lives as long as the guard.
+async fn fresh_sqlite() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("obmen.db");
+    let store = store::open(path.to_str().expect("utf-8 path"))
+        .await
+        .expect("open SQLite store");
+    (store, dir)
+}
+
+contract_tests!(fresh_sqlite);
+
+fn statuses() -> Vec<String> {
+    vec!["N".to_owned(), "P".to_owned()]
+}
+
+#[tokio::test]
+async fn state_survives_reopen_of_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("obmen.db").display());
+    let (order_id, session) = {
+        let store = SqliteStore::open(&url).await.unwrap();
+        let id = store
+            .upsert_order(&order("R-1"), at(0))
+            .await
+            .unwrap()
+            .order()
+            .id;
+        let session = store
+            .create_session(
+                &NewSession {
+                    user: "1c".to_owned(),
+                    cookie: "cookie-r".to_owned(),
+                    sessid: "sessid-r".to_owned(),
+                },
+                at(1),
+            )
+            .await
+            .unwrap();
+        store
+            .record_offered(session.id, &[(id, 1)], at(2))
+            .await
+            .unwrap();
+        store
+            .append_upload(session.id, "orders.xml", b"<a/>")
+            .await
+            .unwrap();
+        store.set_setting("k", "v").await.unwrap();
+        store.close().await;
+        (id, session)
+    };
+    // As after `kill -9` between query and success: the same order is offered again.
+    let store = SqliteStore::open(&url).await.unwrap();
+    assert_eq!(
+        store.session_by_cookie("cookie-r").await.unwrap(),
+        Some(session.clone())
+    );
+    assert_eq!(all_due(&store, &statuses(), 10).await, vec![(order_id, 1)]);
+    assert_eq!(
+        store.read_upload(session.id, "orders.xml").await.unwrap(),
+        b"<a/>"
+    );
+    assert_eq!(store.get_setting("k").await.unwrap().as_deref(), Some("v"));
+    // The ledger row written before the restart is confirmed by the success after it.
+    assert_eq!(store.confirm_session(session.id, at(3)).await.unwrap(), 1);
+    assert!(all_due(&store, &statuses(), 10).await.is_empty());
+}
+
+#[tokio::test]
+async fn file_is_created_in_wal_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.db");
+    assert!(!path.exists());
+    let store = SqliteStore::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    store.set_setting("x", "1").await.unwrap();
+    assert!(path.exists());
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(
+            &sqlx::SqlitePool::connect(&format!("sqlite:{}", path.display()))
+                .await
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(mode, "wal");
+}
+
+#[tokio::test]
+async fn open_rejects_unsupported_urls() {
+    for url in ["mysql://localhost/obmen", "file:///tmp/obmen.db", ""] {
+        match store::open(url).await {
+            Err(store::Error::Invalid(message)) => {
+                assert!(!message.is_empty(), "{url}");
+            }
+            Err(other) => panic!("{url}: expected Invalid, got {other}"),
+            Ok(_) => panic!("{url}: opened"),
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir/obmen.db");
+    assert!(store::open(missing.to_str().unwrap()).await.is_err());
+}
+
+#[tokio::test]
+async fn in_memory_database_works() {
+    let store = store::open("sqlite::memory:").await.unwrap();
+    let id = store
+        .upsert_order(&order("M-1"), at(0))
+        .await
+        .unwrap()
+        .order()
+        .id;
+    assert_eq!(
+        store.order_by_number("M-1").await.unwrap().map(|o| o.id),
+        Some(id)
+    );
+}
+
+/// Two handles on one file (two obmen processes): writes interleave without `database is
+/// locked` errors and the result is consistent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_handles_on_one_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = dir.path().join("shared.db").display().to_string();
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let n = 60;
+    let writer = |store: Arc<dyn Store>, prefix: &'static str| {
+        tokio::spawn(async move {
+            for i in 0..n {
+                let id = store
+                    .upsert_order(&order(&format!("{prefix}{i}")), at(0))
+                    .await
+                    .unwrap()
+                    .order()
+                    .id;
+                let u = Update {
+                    status: Some("P".to_owned()),
+                    ..Update::default()
+                };
+                assert!(store.apply_update(id, &u, at(1)).await.unwrap());
+            }
+        })
+    };
+    let ta = writer(Arc::clone(&a), "X");
+    let tb = writer(Arc::clone(&b), "Y");
+    ta.await.unwrap();
+    tb.await.unwrap();
+    let orders = a.list_orders(&Default::default()).await.unwrap();
+    assert_eq!(orders.len(), 2 * n);
+    assert!(orders
+        .iter()
+        .all(|o| o.input.status_code() == "P" && o.history.len() == 2));
+    // Both handles see the same state.
+    assert_eq!(b.list_orders(&Default::default()).await.unwrap(), orders);
+}
