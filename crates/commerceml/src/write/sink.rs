@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 use std::io::Write;
 
-use encoding_rs::{CoderResult, Encoder, WINDOWS_1251};
+use encoding_rs::WINDOWS_1251;
 use rust_decimal::Decimal;
 
 use super::OutputEncoding;
@@ -59,13 +59,13 @@ pub(super) struct Sink<W: Write> {
     text: String,
     /// Encoded bytes (windows-1251 only).
     bytes: Vec<u8>,
-    encoder: Option<Encoder>,
+    encoder: Option<Cp1251>,
 }
 
 impl<W: Write> Sink<W> {
     pub(super) fn new(out: W, encoding: OutputEncoding) -> Self {
         let encoder = match encoding {
-            OutputEncoding::Windows1251 => Some(WINDOWS_1251.new_encoder()),
+            OutputEncoding::Windows1251 => Some(Cp1251::new()),
             OutputEncoding::Utf8 => None,
         };
         Self {
@@ -184,20 +184,9 @@ impl<W: Write> Sink<W> {
         match self.encoder.as_mut() {
             None => self.out.write_all(self.text.as_bytes())?,
             Some(encoder) => {
-                let mut src = self.text.as_str();
-                loop {
-                    self.bytes.clear();
-                    let spare = self.bytes.capacity().max(1024);
-                    self.bytes.resize(spare, 0);
-                    let (result, read, written, _) =
-                        encoder.encode_from_utf8(src, &mut self.bytes, false);
-                    self.out.write_all(&self.bytes[..written])?;
-                    src = &src[read..];
-                    match result {
-                        CoderResult::InputEmpty => break,
-                        CoderResult::OutputFull => {}
-                    }
-                }
+                self.bytes.clear();
+                encoder.encode(&self.text, &mut self.bytes);
+                self.out.write_all(&self.bytes)?;
             }
         }
         self.text.clear();
@@ -209,5 +198,129 @@ impl<W: Write> Sink<W> {
         self.flush_text()?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// A windows-1251 encoder for UTF-8 text that writes characters the code page lacks as decimal
+/// numeric character references. Specialised for what CommerceML text is made of: ASCII markup
+/// and Cyrillic letters, which map arithmetically; the few other characters of the code page go
+/// through a sorted table.
+struct Cp1251 {
+    /// `(char, byte)` for every byte 0x80..=0xFF that decodes to a character, sorted by char.
+    table: Vec<(char, u8)>,
+}
+
+impl Cp1251 {
+    fn new() -> Self {
+        let mut table: Vec<(char, u8)> = (0x80u8..=0xFF)
+            .filter_map(|b| {
+                let bytes = [b];
+                let (text, _, had_errors) = WINDOWS_1251.decode(&bytes);
+                let c = text.chars().next()?;
+                (!had_errors).then_some((c, b))
+            })
+            .collect();
+        table.sort_unstable();
+        Self { table }
+    }
+
+    /// Appends the windows-1251 form of `text` to `out`.
+    fn encode(&self, text: &str, out: &mut Vec<u8>) {
+        let bytes = text.as_bytes();
+        let n = bytes.len();
+        let start = out.len();
+        // Every mapped character takes at most as many bytes as in UTF-8; references may take
+        // more and grow the buffer on demand below.
+        out.resize(start + n, 0);
+        let mut j = start;
+        let mut i = 0;
+        while i < n {
+            let b0 = bytes[i];
+            if b0 < 0x80 {
+                // An ASCII run, eight bytes at a time where possible.
+                while i + 8 <= n {
+                    let mut chunk = [0u8; 8];
+                    chunk.copy_from_slice(&bytes[i..i + 8]);
+                    if u64::from_ne_bytes(chunk) & 0x8080_8080_8080_8080 != 0 {
+                        break;
+                    }
+                    out[j..j + 8].copy_from_slice(&chunk);
+                    i += 8;
+                    j += 8;
+                }
+                while i < n && bytes[i] < 0x80 {
+                    out[j] = bytes[i];
+                    i += 1;
+                    j += 1;
+                }
+                continue;
+            }
+            // A run of two-byte sequences D0 xx / D1 xx for А..я (U+0410..=U+044F), which are
+            // 0xC0..=0xFF in windows-1251.
+            let mut cyrillic = false;
+            while i + 1 < n {
+                let (lead, trail) = (bytes[i], bytes[i + 1]);
+                let code = match lead {
+                    0xD0 if trail >= 0x90 => trail + 0x30,
+                    0xD1 if trail < 0x90 => trail + 0x70,
+                    _ => break,
+                };
+                out[j] = code;
+                i += 2;
+                j += 1;
+                cyrillic = true;
+            }
+            if cyrillic {
+                continue;
+            }
+            // Any other character: decode it from the (valid UTF-8) text.
+            let c = text[i..].chars().next().unwrap_or('\u{FFFD}');
+            i += c.len_utf8();
+            match self.table.binary_search_by_key(&c, |&(k, _)| k) {
+                Ok(pos) => {
+                    out[j] = self.table[pos].1;
+                    j += 1;
+                }
+                Err(_) => {
+                    // `&#1114111;` is the longest reference: 10 bytes.
+                    let mut reference = [0u8; 12];
+                    let len = {
+                        let mut cursor = std::io::Cursor::new(&mut reference[..]);
+                        let _ = std::io::Write::write_fmt(
+                            &mut cursor,
+                            format_args!("&#{};", u32::from(c)),
+                        );
+                        cursor.position() as usize
+                    };
+                    let needed = j + len + (n - i);
+                    if needed > out.len() {
+                        out.resize(needed, 0);
+                    }
+                    out[j..j + len].copy_from_slice(&reference[..len]);
+                    j += len;
+                }
+            }
+        }
+        out.truncate(j);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cp1251_encoder_agrees_with_encoding_rs() {
+        let enc = Cp1251::new();
+        // Every character of the code page, plus ASCII, plus characters it lacks.
+        let mut sample: String = (0x80u8..=0xFF)
+            .filter_map(|b| WINDOWS_1251.decode(&[b]).0.chars().next())
+            .collect();
+        sample.push_str("abc <&> Ёё №₽😀 ЀѐѿĀ");
+        let mut ours = Vec::new();
+        enc.encode(&sample, &mut ours);
+        let (theirs, _, _) = WINDOWS_1251.encode(&sample);
+        assert_eq!(ours, theirs.as_ref());
+        assert!(ours.ends_with(b"&#8381;&#128512; &#1024;&#1104;&#1151;&#256;"));
     }
 }
