@@ -1,5 +1,16 @@
 //! The obmen gateway as a library: everything `main` runs, reusable by tests.
 #![forbid(unsafe_code)]
 
+pub mod auth;
+pub mod config;
 pub mod convert;
+pub mod export;
+pub mod http;
+pub mod import;
+pub mod info;
+pub mod metrics;
+pub mod orders;
+pub mod startup;
+pub mod unzip;
 pub mod validate;
+pub mod webhook;

@@ -19,6 +19,17 @@ enum Command {
     Validate(obmen::validate::Args),
     /// Rewrite a CommerceML file in another schema version or encoding.
     Convert(obmen::convert::Args),
+    /// Play 1C against an exchange URL (one session), or run the 1C HTTP-service stand-in.
+    #[command(name = "emulate-1c")]
+    EmulateOneC(onec_emulator::cli::Args),
+    /// Run the gateway: the 1C exchange endpoint, the store API, /healthz and /metrics.
+    Serve(obmen::startup::ServeArgs),
+    /// Print or check the configuration.
+    #[command(subcommand)]
+    Config(obmen::config::Command),
+    /// Bulk operations on orders.
+    #[command(subcommand)]
+    Orders(obmen::orders::Command),
 }
 
 fn main() -> ExitCode {
@@ -26,6 +37,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => obmen::validate::run(&args),
         Command::Convert(args) => obmen::convert::run(&args),
+        Command::EmulateOneC(args) => onec_emulator::cli::run(&args),
+        Command::Serve(args) => obmen::startup::serve_command(&args),
+        Command::Config(command) => obmen::config::run(&command),
+        Command::Orders(command) => obmen::orders::run(&command),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,166 @@
+//! `mode=query`: the orders due, streamed as CommerceML while they are read page by page.
+//!
+//! A blocking task pages through `Store::orders_due`, records each page as offered in the
+//! session's ledger (confirmed only at `success`), converts the orders with
+//! `exchange::export::order_document` and writes them through `commerceml::Writer` into a sink
+//! that hands 64 KiB chunks to the response body over a bounded channel. Memory stays bounded
+//! whatever the number of orders, and the first bytes leave before the last order is read.
+
+use std::io::{self, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::Response;
+use chrono::{DateTime, FixedOffset, Utc};
+use commerceml::{SchemaVersion, WriteOptions, Writer};
+use exchange::protocol::Mode;
+use store::Session;
+use tokio::runtime::Handle;
+use tokio::sync::mpsc;
+
+use crate::http::exchange::{finish, Record};
+use crate::metrics::ErrorKind;
+use crate::startup::App;
+
+const CHUNK: usize = 64 << 10;
+
+/// The streaming `query` response. The producer journals the request when it is done.
+pub fn query_response(
+    app: Arc<App>,
+    session: Session,
+    mut rec: Record,
+    started: Instant,
+    now: DateTime<Utc>,
+) -> Response {
+    let (tx, mut rx) = mpsc::channel::<io::Result<Bytes>>(4);
+    let encoding = app.config.exchange.encoding;
+    let rt = Handle::current();
+    rec.session_id = Some(session.id);
+    rec.bytes = 0;
+    tokio::task::spawn_blocking(move || {
+        let mut sink = ChannelSink {
+            tx: tx.clone(),
+            buf: Vec::with_capacity(CHUNK),
+            sent: 0,
+        };
+        let result = write_orders(&app, &rt, &session, &mut sink, now);
+        match result {
+            Ok(count) => {
+                rec.documents = count;
+                app.metrics.orders_exported(count);
+            }
+            Err(e) => {
+                tracing::error!(error = %e, session = session.id, "query failed mid-stream");
+                app.metrics.error(ErrorKind::Internal);
+                rec.error = Some(e.to_string());
+                let _ = tx.blocking_send(Err(io::Error::other(e.to_string())));
+            }
+        }
+        rec.bytes = sink.sent;
+        rt.block_on(finish(&app, Some(Mode::Query), rec, started, now));
+    });
+    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+    let mut resp = Response::new(Body::from_stream(stream));
+    *resp.status_mut() = StatusCode::OK;
+    let h = resp.headers_mut();
+    if let Ok(v) =
+        HeaderValue::from_str(&format!("application/xml; charset={}", encoding.charset()))
+    {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}
+
+/// The schema version of a session: the `version` 1C sent at `init`, else 2.05 (Bitrix).
+pub fn session_schema(session: &Session) -> SchemaVersion {
+    session
+        .version
+        .as_deref()
+        .and_then(SchemaVersion::parse)
+        .unwrap_or_else(SchemaVersion::v2_05)
+}
+
+fn write_orders(
+    app: &App,
+    rt: &Handle,
+    session: &Session,
+    sink: &mut ChannelSink,
+    now: DateTime<Utc>,
+) -> anyhow::Result<u64> {
+    let settings = &app.config.exchange;
+    let schema = session_schema(session);
+    let offset = FixedOffset::east_opt(settings.utc_offset_minutes * 60)
+        .unwrap_or_else(|| FixedOffset::east_opt(0).unwrap_or_else(|| unreachable!()));
+    let generated = now
+        .with_timezone(&offset)
+        .format("%Y-%m-%dT%H:%M:%S")
+        .to_string();
+    let options =
+        WriteOptions::new(schema.clone(), settings.encoding.output()).generated_at(generated);
+    let mut writer = Writer::new(&mut *sink, options)?;
+    let mut count = 0u64;
+    if settings.export_enabled {
+        let page_size = app.config.pacing.query_page_size;
+        let mut after = 0i64;
+        loop {
+            let page = rt.block_on(app.store.orders_due(
+                &settings.export_statuses,
+                after,
+                page_size,
+            ))?;
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            let offered: Vec<(i64, i64)> = page.iter().map(|o| (o.id, o.version)).collect();
+            rt.block_on(app.store.record_offered(session.id, &offered, now))?;
+            for order in &page {
+                let doc = exchange::export::order_document(order, &schema, settings);
+                writer.write_document(&doc)?;
+                count += 1;
+            }
+            if page.len() < page_size as usize {
+                break;
+            }
+        }
+    }
+    writer.finish()?;
+    sink.send_rest()?;
+    Ok(count)
+}
+
+/// A `Write` that sends full chunks to the response body; blocks when 1C reads slowly.
+struct ChannelSink {
+    tx: mpsc::Sender<io::Result<Bytes>>,
+    buf: Vec<u8>,
+    sent: u64,
+}
+
+impl ChannelSink {
+    fn send_rest(&mut self) -> io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+        self.sent += chunk.len() as u64;
+        self.tx
+            .blocking_send(Ok(Bytes::from(chunk)))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "1C closed the connection"))
+    }
+}
+
+impl Write for ChannelSink {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        if self.buf.len() >= CHUNK {
+            self.send_rest()?;
+        }
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}

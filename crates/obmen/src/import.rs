@@ -1,0 +1,449 @@
+//! Applying 1C files (`mode=file` in the legacy protocol, `mode=import` in the new one).
+//!
+//! The upload is streamed out of the database through the CommerceML reader; each document is
+//! matched to its order (`Store::find_order_for_document`), interpreted and planned by
+//! `exchange::import`, and the changes are applied in batches (one transaction each). Large files
+//! are applied in time slices: the number of root items done is kept in the database, and
+//! `import` answers `progress` until the file is through.
+
+use std::collections::HashSet;
+use std::io::{self, Read};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use commerceml::{Document, Item};
+use exchange::import::{interpret, plan, unknown_order_message};
+use store::{ImportProgress, Session, Store, Update};
+use tokio::runtime::Handle;
+
+use crate::http::exchange::Failure;
+use crate::metrics::ErrorKind;
+use crate::startup::App;
+use crate::unzip;
+use crate::webhook::StatusChanged;
+
+/// Updates applied per transaction.
+const BATCH: usize = 500;
+/// Bytes read from the database per step while streaming an upload.
+const READ_CHUNK: u64 = 256 << 10;
+
+/// What an import request achieved.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Whether the file is through (`success`) or not yet (`progress`).
+    pub finished: bool,
+    /// Documents applied in this request.
+    pub documents: u64,
+    /// Lines for the reply.
+    pub reply: Vec<String>,
+    /// Messages that arose in this request (journal).
+    pub messages: Vec<String>,
+}
+
+/// Legacy protocol: apply the file right after its upload. An XML that is still incomplete
+/// (more chunks to come) is left for the next chunk.
+pub async fn import_now(app: Arc<App>, session: Session, name: String) -> Result<Outcome, Failure> {
+    let rt = Handle::current();
+    tokio::task::spawn_blocking(move || import_now_blocking(&app, &rt, &session, &name))
+        .await
+        .map_err(|e| Failure::internal("import task failed", &e))?
+}
+
+fn import_now_blocking(
+    app: &App,
+    rt: &Handle,
+    session: &Session,
+    name: &str,
+) -> Result<Outcome, Failure> {
+    let now = app.clock.now();
+    if unzip::is_zip(app, rt, session.id, name)? {
+        let entries = match unzip::unpack(app, rt, session.id, name) {
+            Ok(e) => e,
+            // An archive whose end has not arrived yet has no central directory.
+            Err(unzip::UnzipError::Incomplete) => return Ok(Outcome::default()),
+            Err(unzip::UnzipError::Invalid(m)) => return Err(Failure::protocol(m)),
+            Err(unzip::UnzipError::Store(e)) => return Err(e.into()),
+        };
+        let mut total = Outcome {
+            finished: true,
+            ..Outcome::default()
+        };
+        for entry in entries.iter().filter(|e| is_xml(e)) {
+            let o = import_whole(app, rt, session, entry, now)?.ok_or_else(|| truncated(entry))?;
+            total.documents += o.documents;
+            total.messages.extend(o.messages);
+        }
+        total.reply.clone_from(&total.messages);
+        return Ok(total);
+    }
+    if !is_xml(name) {
+        return Ok(Outcome {
+            finished: true,
+            ..Outcome::default()
+        });
+    }
+    Ok(import_whole(app, rt, session, name, now)?.unwrap_or_default())
+}
+
+fn truncated(name: &str) -> Failure {
+    Failure::protocol(format!("Cannot read {name}: unexpected end of file."))
+}
+
+fn import_whole(
+    app: &App,
+    rt: &Handle,
+    session: &Session,
+    name: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Outcome>, Failure> {
+    let input = UploadReader::new(app.store.as_ref(), rt, session.id, name);
+    let slice = match run_slice(app, rt, input, 0, None, now) {
+        Ok(s) => s,
+        // More chunks are still to come.
+        Err(SliceError::Read(commerceml::Error::UnexpectedEof { .. })) => return Ok(None),
+        Err(e) => return Err(e.into_failure(name)),
+    };
+    let progress = ImportProgress {
+        position: slice.position,
+        documents: slice.documents,
+        done: true,
+        messages: slice.messages.clone(),
+    };
+    rt.block_on(
+        app.store
+            .set_import_progress(session.id, name, &progress, now),
+    )?;
+    Ok(Some(Outcome {
+        finished: true,
+        documents: slice.documents,
+        reply: slice.messages.clone(),
+        messages: slice.messages,
+    }))
+}
+
+/// New protocol: one `mode=import` request — apply the next time slice of the file.
+pub async fn import_step(
+    app: Arc<App>,
+    session: Session,
+    name: String,
+) -> Result<Outcome, Failure> {
+    let rt = Handle::current();
+    tokio::task::spawn_blocking(move || import_step_blocking(&app, &rt, &session, &name))
+        .await
+        .map_err(|e| Failure::internal("import task failed", &e))?
+}
+
+fn import_step_blocking(
+    app: &App,
+    rt: &Handle,
+    session: &Session,
+    name: &str,
+) -> Result<Outcome, Failure> {
+    let now = app.clock.now();
+    let store = app.store.as_ref();
+    let mut uploads = rt.block_on(store.list_uploads(session.id))?;
+    if !uploads.iter().any(|(n, _)| n == name) {
+        // 1C uploads an archive and then asks to import a file inside it (PROTOCOL.md §5.3).
+        for (zip, _) in uploads.iter().filter(|(n, _)| n != name) {
+            if unzip::is_zip(app, rt, session.id, zip)? {
+                unzip::unpack(app, rt, session.id, zip).map_err(unzip::UnzipError::into_failure)?;
+            }
+        }
+        uploads = rt.block_on(store.list_uploads(session.id))?;
+    }
+    let size = uploads
+        .iter()
+        .find(|(n, _)| n == name)
+        .map_or(0, |(_, s)| *s);
+    if size == 0 {
+        return Err(Failure::protocol(format!(
+            "File for import is empty: {name}."
+        )));
+    }
+    if unzip::is_zip(app, rt, session.id, name)? {
+        // Asked to import the archive itself: unpack and apply every XML inside.
+        let entries =
+            unzip::unpack(app, rt, session.id, name).map_err(unzip::UnzipError::into_failure)?;
+        let mut total = Outcome {
+            finished: true,
+            ..Outcome::default()
+        };
+        for entry in entries.iter().filter(|e| is_xml(e)) {
+            let o = import_whole(app, rt, session, entry, now)?.ok_or_else(|| truncated(entry))?;
+            total.documents += o.documents;
+            total.messages.extend(o.messages);
+        }
+        total.reply.clone_from(&total.messages);
+        return Ok(total);
+    }
+    let mut progress = rt
+        .block_on(store.import_progress(session.id, name))?
+        .unwrap_or_default();
+    if progress.done {
+        // 1C repeated `import` for a finished file: the same answer, nothing applied again.
+        return Ok(Outcome {
+            finished: true,
+            documents: 0,
+            reply: progress.messages,
+            messages: Vec::new(),
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(app.config.pacing.import_slice_seconds);
+    let input = UploadReader::new(store, rt, session.id, name);
+    let slice = run_slice(app, rt, input, progress.position, Some(deadline), now)
+        .map_err(|e| e.into_failure(name))?;
+    progress.position = slice.position;
+    progress.documents += slice.documents;
+    progress.done = slice.finished;
+    progress.messages.extend(slice.messages.iter().cloned());
+    rt.block_on(store.set_import_progress(session.id, name, &progress, now))?;
+    let reply = if slice.finished {
+        progress.messages
+    } else {
+        vec![format!(
+            "Applied {} documents of {name}; continuing.",
+            progress.documents
+        )]
+    };
+    Ok(Outcome {
+        finished: slice.finished,
+        documents: slice.documents,
+        reply,
+        messages: slice.messages,
+    })
+}
+
+fn is_xml(name: &str) -> bool {
+    name.to_ascii_lowercase().ends_with(".xml")
+}
+
+/// What one slice did.
+#[derive(Debug, Default)]
+pub struct Slice {
+    /// Root items consumed from the start of the file.
+    pub position: u64,
+    /// Documents applied.
+    pub documents: u64,
+    /// Messages.
+    pub messages: Vec<String>,
+    /// Whether the end of the file was reached.
+    pub finished: bool,
+}
+
+/// Why a slice stopped early.
+#[derive(Debug)]
+pub enum SliceError {
+    /// The file cannot be read as CommerceML.
+    Read(commerceml::Error),
+    /// The database failed.
+    Store(store::Error),
+}
+
+impl SliceError {
+    fn into_failure(self, name: &str) -> Failure {
+        match self {
+            Self::Read(e) => Failure::protocol(format!("Cannot read {name}: {e}")),
+            Self::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<store::Error> for SliceError {
+    fn from(e: store::Error) -> Self {
+        Self::Store(e)
+    }
+}
+
+impl From<commerceml::Error> for SliceError {
+    fn from(e: commerceml::Error) -> Self {
+        Self::Read(e)
+    }
+}
+
+/// Applies root items of `input` after the first `skip` ones, until the end or `deadline`.
+pub fn run_slice(
+    app: &App,
+    rt: &Handle,
+    input: impl Read,
+    skip: u64,
+    deadline: Option<Instant>,
+    now: DateTime<Utc>,
+) -> Result<Slice, SliceError> {
+    let mut reader = commerceml::Reader::new(io::BufReader::with_capacity(64 << 10, input))?;
+    let mut applier = Applier {
+        app,
+        rt,
+        now,
+        pending: Vec::new(),
+        pending_ids: HashSet::new(),
+        documents: 0,
+        messages: Vec::new(),
+    };
+    let mut position = 0u64;
+    let mut finished = true;
+    while let Some(item) = reader.next_item()? {
+        position += 1;
+        if position <= skip {
+            continue;
+        }
+        match item {
+            Item::Document(doc) => applier.document(&doc)?,
+            Item::Container(c) => {
+                for doc in &c.documents {
+                    applier.document(doc)?;
+                }
+            }
+            Item::Counterparty(_) | Item::Other(_) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            finished = false;
+            break;
+        }
+    }
+    applier.flush()?;
+    app.metrics.documents_imported(applier.documents);
+    for _ in &applier.messages {
+        app.metrics.error(ErrorKind::Document);
+    }
+    Ok(Slice {
+        position,
+        documents: applier.documents,
+        messages: applier.messages,
+        finished,
+    })
+}
+
+struct Applier<'a> {
+    app: &'a App,
+    rt: &'a Handle,
+    now: DateTime<Utc>,
+    pending: Vec<(i64, Update, String)>,
+    pending_ids: HashSet<i64>,
+    documents: u64,
+    messages: Vec<String>,
+}
+
+impl Applier<'_> {
+    fn document(&mut self, doc: &Document) -> Result<(), SliceError> {
+        self.documents += 1;
+        let inc = interpret(doc, &self.app.config.exchange.statuses);
+        let store = self.app.store.as_ref();
+        if inc.number.is_none() && inc.id.is_none() {
+            self.messages
+                .push("A document without a number or id was skipped".to_owned());
+            return Ok(());
+        }
+        let find = |rt: &Handle| {
+            rt.block_on(store.find_order_for_document(inc.number.as_deref(), inc.id.as_deref()))
+        };
+        let mut order = find(self.rt)?;
+        if order
+            .as_ref()
+            .is_some_and(|o| self.pending_ids.contains(&o.id))
+        {
+            // A second document for the same order in this batch (order + payment + shipment):
+            // apply what is pending first so the plan compares against the current state.
+            self.flush()?;
+            order = find(self.rt)?;
+        }
+        let Some(order) = order else {
+            let shown = inc.number.or(inc.id).unwrap_or_default();
+            self.messages.push(unknown_order_message(&shown));
+            return Ok(());
+        };
+        let mut update = plan(&order, &inc);
+        self.messages.append(&mut update.messages);
+        if !update.is_empty() {
+            self.pending_ids.insert(order.id);
+            self.pending
+                .push((order.id, update, order.input.number.clone()));
+            if self.pending.len() >= BATCH {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), SliceError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.pending_ids.clear();
+        let batch: Vec<(i64, Update)> = pending.iter().map(|(id, u, _)| (*id, u.clone())).collect();
+        let changed = self
+            .rt
+            .block_on(self.app.store.apply_updates(&batch, self.now))?;
+        let mut status_changes = 0;
+        for ((_, update, number), changed) in pending.into_iter().zip(changed) {
+            if !changed {
+                continue;
+            }
+            if let Some(status) = &update.status {
+                status_changes += 1;
+                if let Some(w) = &self.app.webhook {
+                    w.notify(StatusChanged::new(
+                        &number,
+                        status,
+                        update.status_1c.clone(),
+                        self.now,
+                    ));
+                }
+            }
+        }
+        self.app.metrics.status_changes(status_changes);
+        Ok(())
+    }
+}
+
+/// Streams an upload out of the database in bounded chunks.
+pub struct UploadReader<'a> {
+    store: &'a dyn Store,
+    rt: &'a Handle,
+    session_id: i64,
+    name: &'a str,
+    offset: u64,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<'a> UploadReader<'a> {
+    /// A reader of the session's file `name`.
+    pub fn new(store: &'a dyn Store, rt: &'a Handle, session_id: i64, name: &'a str) -> Self {
+        Self {
+            store,
+            rt,
+            session_id,
+            name,
+            offset: 0,
+            buf: Vec::new(),
+            pos: 0,
+        }
+    }
+}
+
+impl Read for UploadReader<'_> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos >= self.buf.len() {
+            self.buf = self
+                .rt
+                .block_on(self.store.read_upload_range(
+                    self.session_id,
+                    self.name,
+                    self.offset,
+                    READ_CHUNK,
+                ))
+                .map_err(io::Error::other)?;
+            self.pos = 0;
+            self.offset += self.buf.len() as u64;
+            if self.buf.is_empty() {
+                return Ok(0);
+            }
+        }
+        let n = out.len().min(self.buf.len() - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
