@@ -22,6 +22,14 @@ enum Command {
     /// Play 1C against an exchange URL (one session), or run the 1C HTTP-service stand-in.
     #[command(name = "emulate-1c")]
     EmulateOneC(onec_emulator::cli::Args),
+    /// Run the gateway: the 1C exchange endpoint, the store API, /healthz and /metrics.
+    Serve(obmen::startup::ServeArgs),
+    /// Print or check the configuration.
+    #[command(subcommand)]
+    Config(obmen::config::Command),
+    /// Bulk operations on orders.
+    #[command(subcommand)]
+    Orders(obmen::orders::Command),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +38,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => obmen::validate::run(&args),
         Command::Convert(args) => obmen::convert::run(&args),
         Command::EmulateOneC(args) => onec_emulator::cli::run(&args),
+        Command::Serve(args) => obmen::startup::serve_command(&args),
+        Command::Config(command) => obmen::config::run(&command),
+        Command::Orders(command) => obmen::orders::run(&command),
     };
     match result {
         Ok(code) => code,
