@@ -21,7 +21,7 @@ pub enum Error {
         message: String,
     },
     /// The request could not be made or its answer not read (connection refused, timeout, …).
-    #[error("HTTP error at mode={mode}: {source}")]
+    #[error("HTTP error at mode={mode}")]
     Http {
         /// The exchange mode of the request.
         mode: String,
