@@ -1,0 +1,452 @@
+//! The 1C exchange over real HTTP on loopback against a real SQLite file.
+
+mod common;
+
+use common::{offered, order_json, status_doc, status_file, TestApp};
+
+#[tokio::test]
+async fn full_session_checkauth_init_query_success_file_import() {
+    let t = TestApp::spawn().await;
+    for n in ["1001", "1002"] {
+        assert_eq!(t.post_order(&order_json(n, "N")).await.status(), 201);
+    }
+    // Not due: status D is not exported by default.
+    assert_eq!(t.post_order(&order_json("1003", "D")).await.status(), 201);
+
+    let mut onec = t.onec();
+    let a = onec.checkauth().await;
+    assert_eq!(a.status, 200);
+    let lines = a.lines();
+    assert_eq!(lines.len(), 5, "{lines:?}");
+    assert_eq!(lines[1], "PHPSESSID");
+    assert_eq!(lines[4], "");
+    assert!(a
+        .set_cookie
+        .unwrap()
+        .starts_with(&format!("PHPSESSID={};", lines[2])));
+    assert_eq!(a.content_type, "text/plain; charset=windows-1251");
+
+    let a = onec.init(Some("2.08")).await;
+    let sessid = onec.sessid.clone().unwrap();
+    assert_eq!(
+        a.text(),
+        format!("zip=yes\nfile_limit=204800\nsessid={sessid}\nversion=2.09")
+    );
+
+    let q = onec.query().await;
+    assert_eq!(q.status, 200);
+    assert_eq!(q.content_type, "application/xml; charset=windows-1251");
+    assert!(q
+        .bytes
+        .starts_with(b"<?xml version=\"1.0\" encoding=\"windows-1251\"?>"));
+    assert!(
+        std::str::from_utf8(&q.bytes).is_err(),
+        "bytes are windows-1251"
+    );
+    let text = q.text();
+    assert!(text.contains("ВерсияСхемы=\"2.08\""), "{text}");
+    assert!(text.contains("Чайник"));
+    let got = offered(&q);
+    let numbers: Vec<&str> = got.iter().map(|(_, n)| n.as_str()).collect();
+    assert_eq!(numbers, ["1001", "1002"]);
+
+    assert_eq!(onec.success().await.text(), "success\n");
+    let empty = onec.query().await;
+    assert!(offered(&empty).is_empty());
+    assert!(empty.text().contains("КоммерческаяИнформация"));
+
+    // 1C sends a status back in the new protocol: file, then import.
+    let file = status_file(
+        &[status_doc(
+            "1001",
+            &[("Статуса заказа ИД", "P"), ("Номер по 1С", "УТ-17")],
+        )],
+        "UTF-8",
+    );
+    assert_eq!(onec.file("orders.xml", &file).await.text(), "success\n");
+    assert_eq!(onec.import("orders.xml").await.text(), "success\n");
+    let o = t.order("1001").await;
+    assert_eq!(o["status"], "P");
+    assert_eq!(o["number_1c"], "УТ-17");
+    let history = o["history"].as_array().unwrap();
+    assert_eq!(history.last().unwrap()["source"], "1c");
+    assert_eq!(history.last().unwrap()["status"], "P");
+
+    // The journal has the session with its requests.
+    let s = t.sessions().await;
+    let modes: Vec<&str> = s["sessions"][0]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["mode"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        modes,
+        [
+            "checkauth",
+            "init",
+            "query",
+            "success",
+            "query",
+            "file",
+            "import"
+        ]
+    );
+    let metrics = t
+        .http
+        .get(t.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("obmen_orders_exported_total 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("obmen_documents_imported_total 1\n"),
+        "{metrics}"
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn interrupted_session_offers_the_same_orders_until_success() {
+    let t = TestApp::spawn().await;
+    for n in ["A-1", "A-2", "A-3"] {
+        t.post_order(&order_json(n, "N")).await;
+    }
+    let mut onec = t.onec();
+    onec.start().await;
+    let first = offered(&onec.query().await);
+    assert_eq!(first.len(), 3);
+    // 1C crashed: no success. A new run offers the same orders with the same ids.
+    let mut again = t.onec();
+    again.start().await;
+    let second = offered(&again.query().await);
+    assert_eq!(first, second);
+    assert_eq!(again.success().await.text(), "success\n");
+    let mut third = t.onec();
+    third.start().await;
+    assert!(offered(&third.query().await).is_empty());
+    // A store change makes the order due again, with the same Ид.
+    let mut body = order_json("A-2", "P");
+    body["comment"] = "changed".into();
+    assert_eq!(t.post_order(&body).await.status(), 200);
+    let fourth = offered(&third.query().await);
+    assert_eq!(fourth, vec![first[1].clone()]);
+}
+
+#[tokio::test]
+async fn changes_from_1c_are_not_echoed_back() {
+    let t = TestApp::spawn().await;
+    t.post_order(&order_json("E-1", "N")).await;
+    let mut onec = t.onec();
+    onec.start().await;
+    assert_eq!(offered(&onec.query().await).len(), 1);
+    onec.success().await;
+    // 1C moves the order to P, an exported status: it must not come back.
+    let file = status_file(
+        &[status_doc("E-1", &[("Статус заказа", "В работе")])],
+        "UTF-8",
+    );
+    onec.file("orders.xml", &file).await;
+    assert_eq!(onec.import("orders.xml").await.text(), "success\n");
+    assert_eq!(t.order("E-1").await["status"], "P");
+    assert!(offered(&onec.query().await).is_empty());
+}
+
+#[tokio::test]
+async fn status_file_with_name_code_and_unmapped_status() {
+    let t = TestApp::spawn().await;
+    for n in ["S-1", "S-2", "S-3"] {
+        t.post_order(&order_json(n, "N")).await;
+    }
+    let mut onec = t.onec();
+    onec.start().await;
+    let file = status_file(
+        &[
+            status_doc("S-1", &[("Статус заказа", "  готов к  ОТГРУЗКЕ ")]),
+            status_doc("S-2", &[("Статуса заказа ИД", "F")]),
+            status_doc(
+                "S-3",
+                &[
+                    ("Статус заказа", "Отгружен"),
+                    ("Оплачен", "true"),
+                    ("Номер оплаты по 1С", "ПЛ-5"),
+                    ("Отменен", "false"),
+                ],
+            ),
+            status_doc("NOPE-9", &[("Статуса заказа ИД", "P")]),
+        ],
+        "UTF-8",
+    );
+    onec.file("documents.xml", &file).await;
+    let a = onec.import("documents.xml").await;
+    insta::assert_snapshot!(a.text(), @r#"
+    success
+    Unknown status "Отгружен" for order S-3
+    Order NOPE-9 not found
+    "#);
+    assert_eq!(t.order("S-1").await["status"], "D");
+    assert_eq!(t.order("S-2").await["status"], "F");
+    let s3 = t.order("S-3").await;
+    assert_eq!(s3["status"], "N", "an unmapped status changes nothing");
+    assert_eq!(s3["paid"], true, "the other facts are applied");
+    assert_eq!(s3["payment_number_1c"], "ПЛ-5");
+    let journal = t.sessions().await;
+    let import = journal["sessions"][0]["requests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["mode"] == "import")
+        .unwrap()
+        .clone();
+    assert_eq!(import["documents"], 4);
+    assert_eq!(
+        import["messages"],
+        serde_json::json!([
+            "Unknown status \"Отгружен\" for order S-3",
+            "Order NOPE-9 not found"
+        ])
+    );
+}
+
+#[tokio::test]
+async fn the_same_file_imported_twice_changes_nothing() {
+    let t = TestApp::spawn().await;
+    t.post_order(&order_json("I-1", "N")).await;
+    let file = status_file(
+        &[status_doc(
+            "I-1",
+            &[("Статуса заказа ИД", "D"), ("Отгружен", "true")],
+        )],
+        "UTF-8",
+    );
+    let mut onec = t.onec();
+    onec.start().await;
+    onec.file("orders.xml", &file).await;
+    onec.import("orders.xml").await;
+    let after_first = t.order("I-1").await;
+    assert_eq!(after_first["status"], "D");
+    assert_eq!(after_first["shipped"], true);
+    let mut onec = t.onec();
+    onec.start().await;
+    onec.file("orders.xml", &file).await;
+    assert_eq!(onec.import("orders.xml").await.text(), "success\n");
+    let after_second = t.order("I-1").await;
+    assert_eq!(after_first, after_second);
+}
+
+#[tokio::test]
+async fn a_file_uploaded_in_three_chunks() {
+    let t = TestApp::spawn_with(|c| c.exchange.file_limit = 400).await;
+    for n in ["C-1", "C-2", "C-3"] {
+        t.post_order(&order_json(n, "N")).await;
+    }
+    let docs: Vec<String> = ["C-1", "C-2", "C-3"]
+        .iter()
+        .map(|n| status_doc(n, &[("Статуса заказа ИД", "FF")]))
+        .collect();
+    let file = status_file(&docs, "UTF-8");
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    let init = onec.init(Some("2.08")).await;
+    assert!(init.text().starts_with("zip=yes\nfile_limit=400\n"));
+    let third = file.len() / 3 + 1;
+    let chunks: Vec<&[u8]> = file.chunks(third).collect();
+    assert_eq!(chunks.len(), 3);
+    for c in &chunks {
+        assert_eq!(onec.file("documents___1.xml", c).await.text(), "success\n");
+    }
+    assert_eq!(t.order("C-1").await["status"], "N", "nothing before import");
+    assert_eq!(onec.import("documents___1.xml").await.text(), "success\n");
+    for n in ["C-1", "C-2", "C-3"] {
+        assert_eq!(t.order(n).await["status"], "FF");
+    }
+}
+
+#[tokio::test]
+async fn a_zipped_file_is_unpacked_and_imported() {
+    use std::io::Write as _;
+    let t = TestApp::spawn().await;
+    t.post_order(&order_json("Z-1", "N")).await;
+    let xml = status_file(&[status_doc("Z-1", &[("Статуса заказа ИД", "C")])], "UTF-8");
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("orders.xml", zip::write::SimpleFileOptions::default())
+        .unwrap();
+    zip.write_all(&xml).unwrap();
+    let archive = zip.finish().unwrap().into_inner();
+    let mut onec = t.onec();
+    onec.start().await;
+    // Two chunks of the archive, then import of the file inside it.
+    let (a, b) = archive.split_at(archive.len() / 2);
+    onec.file("v8_3B8F_3e.zip", a).await;
+    onec.file("v8_3B8F_3e.zip", b).await;
+    assert_eq!(onec.import("orders.xml").await.text(), "success\n");
+    assert_eq!(t.order("Z-1").await["status"], "C");
+}
+
+#[tokio::test]
+async fn windows_1251_and_utf8_uploads_read_alike() {
+    let t = TestApp::spawn().await;
+    for n in ["W-1", "U-1"] {
+        t.post_order(&order_json(n, "N")).await;
+    }
+    let mut onec = t.onec();
+    onec.start().await;
+    let cp = status_file(
+        &[status_doc("W-1", &[("Статус заказа", "Передан курьеру")])],
+        "windows-1251",
+    );
+    assert!(std::str::from_utf8(&cp).is_err());
+    onec.file("cp.xml", &cp).await;
+    assert_eq!(onec.import("cp.xml").await.text(), "success\n");
+    let mut utf8 = b"\xEF\xBB\xBF".to_vec();
+    utf8.extend(status_file(
+        &[status_doc("U-1", &[("Статус заказа", "Передан курьеру")])],
+        "UTF-8",
+    ));
+    onec.file("utf.xml", &utf8).await;
+    assert_eq!(onec.import("utf.xml").await.text(), "success\n");
+    assert_eq!(t.order("W-1").await["status"], "F");
+    assert_eq!(t.order("U-1").await["status"], "F");
+    assert_eq!(t.order("W-1").await["status_1c"], "Передан курьеру");
+}
+
+#[tokio::test]
+async fn legacy_protocol_imports_at_file_time() {
+    let t = TestApp::spawn().await;
+    t.post_order(&order_json("L-1", "N")).await;
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    let a = onec.init(None).await;
+    assert_eq!(a.text(), "zip=yes\nfile_limit=204800\n");
+    let file = status_file(
+        &[status_doc("L-1", &[("Статус заказа", "Неведомый")])],
+        "UTF-8",
+    );
+    let (head, tail) = file.split_at(file.len() / 2);
+    // The first half alone is incomplete: accepted, nothing applied yet.
+    assert_eq!(onec.file("orders.xml", head).await.text(), "success\n");
+    let a = onec.file("orders.xml", tail).await;
+    assert_eq!(
+        a.text(),
+        "success\nUnknown status \"Неведомый\" for order L-1\n"
+    );
+    // The reply is windows-1251 like every text reply.
+    assert!(std::str::from_utf8(&a.bytes).is_err());
+}
+
+#[tokio::test]
+async fn wrong_credentials_unknown_modes_and_bad_names_fail_with_200() {
+    let t = TestApp::spawn().await;
+    let url = t.url("/1c_exchange.php?type=sale&mode=checkauth");
+    let r = t
+        .http
+        .get(&url)
+        .basic_auth("1c", Some("wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    insta::assert_snapshot!(r.text().await.unwrap(), @r"
+    failure
+    Authorization failed: wrong login or password.
+    ");
+    let r = t.http.get(&url).send().await.unwrap();
+    assert!(r.text().await.unwrap().starts_with("failure\n"));
+
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    assert_eq!(
+        onec.get("mode=deactivate").await.text(),
+        "failure\nUnknown command.\n"
+    );
+    let a = onec.file("../../etc/passwd", b"x").await;
+    assert_eq!(a.status, 200);
+    assert!(
+        a.text().starts_with("failure\nBad file name"),
+        "{}",
+        a.text()
+    );
+    assert_eq!(
+        onec.import("missing.xml").await.text(),
+        "failure\nFile for import is empty: missing.xml.\n"
+    );
+    let r = t
+        .http
+        .get(t.url("/bitrix/admin/1c_exchange.php?type=catalog&mode=init"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.text().await.unwrap(), "failure\nUnknown command type.\n");
+    // A wrong sessid is refused; once seen, sessid is required.
+    let mut bad = t.onec();
+    bad.checkauth().await;
+    bad.sessid = Some("0".repeat(32));
+    assert!(bad
+        .query()
+        .await
+        .text()
+        .starts_with("failure\nRequest source check failed"));
+    onec.send_sessid = false;
+    assert!(onec
+        .query()
+        .await
+        .text()
+        .starts_with("failure\nRequest source check failed"));
+}
+
+#[tokio::test]
+async fn info_lists_statuses_with_the_latin_c() {
+    let t = TestApp::spawn().await;
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    let a = onec.get("mode=info").await;
+    assert_eq!(a.content_type, "application/xml; charset=windows-1251");
+    // `Cтатусы`: Latin C (0x43) then Cyrillic in windows-1251.
+    assert!(a
+        .bytes
+        .windows(8)
+        .any(|w| w == b"<C\xf2\xe0\xf2\xf3\xf1\xfb"));
+    insta::assert_snapshot!(a.text(), @r#"
+    <?xml version="1.0" encoding="windows-1251"?>
+    <Справочник>
+    <Cтатусы>
+    <Элемент><Ид>N</Ид><Название>Принят, ожидается оплата</Название></Элемент>
+    <Элемент><Ид>P</Ид><Название>Принят, передан в обработку</Название></Элемент>
+    <Элемент><Ид>D</Ид><Название>Собирается, готов к отгрузке</Название></Элемент>
+    <Элемент><Ид>F</Ид><Название>Передан в доставку</Название></Элемент>
+    <Элемент><Ид>FF</Ид><Название>Доставлен, выполнен</Название></Элемент>
+    <Элемент><Ид>C</Ид><Название>Отменен</Название></Элемент>
+    </Cтатусы>
+    <ПлатежныеСистемы>
+    </ПлатежныеСистемы>
+    <СлужбыДоставки>
+    </СлужбыДоставки>
+    </Справочник>
+    "#);
+}
+
+#[tokio::test]
+async fn schema_3_wraps_each_order_in_a_container() {
+    let t = TestApp::spawn_with(|c| c.exchange.encoding = exchange::settings::Encoding::Utf8).await;
+    t.post_order(&order_json("K-1", "N")).await;
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    onec.init(Some("3.1")).await;
+    let q = onec.query().await;
+    assert_eq!(q.content_type, "application/xml; charset=utf-8");
+    assert!(
+        q.bytes
+            .starts_with(b"\xEF\xBB\xBF<?xml version=\"1.0\" encoding=\"UTF-8\"?>"),
+        "{:?}",
+        &q.bytes[..60]
+    );
+    let text = q.text();
+    assert!(text.contains("<Контейнер>"), "{text}");
+    assert_eq!(offered(&q).len(), 1);
+}
