@@ -234,7 +234,7 @@ impl Session {
         self.init().await?;
         let answer = self.query().await?;
         let now = self.now();
-        let (counts, numbers) = self
+        let (counts, _numbers) = self
             .db
             .store_answer(
                 session,
@@ -251,7 +251,7 @@ impl Session {
             return Ok("no-success");
         }
         self.success().await?;
-        self.upload(session, &numbers, summary).await
+        self.upload(session, summary).await
     }
 
     fn url(&self, mode: &str, extra: &[(&str, &str)]) -> Result<reqwest::Url> {
@@ -424,27 +424,17 @@ impl Session {
         Ok(())
     }
 
-    async fn upload(
-        &mut self,
-        session: i64,
-        received: &[String],
-        summary: &mut Summary,
-    ) -> Result<&'static str> {
+    async fn upload(&mut self, session: i64, summary: &mut Summary) -> Result<&'static str> {
         let script = self.options.script.clone();
+        // `received` is the orders of this answer plus any whose earlier upload never succeeded
+        // (1C keeps its change registration until an exchange run succeeds).
         let records: Vec<OrderRecord> = match script.scope {
             Scope::All => self.db.orders().await?,
-            Scope::Received => {
-                let mut v = Vec::with_capacity(received.len());
-                for n in received {
-                    if let Some(r) = self.db.order(n).await? {
-                        v.push(r);
-                    }
-                }
-                v
-            }
+            Scope::Received => self.db.pending_orders().await?,
         };
         let now = self.now().format("%Y-%m-%dT%H:%M:%S").to_string();
         let mut changes: Vec<(String, OrderState)> = Vec::new();
+        let mut unchanged: Vec<String> = Vec::new();
         let mut docs = Vec::new();
         for (i, rec) in records.iter().enumerate() {
             let pos = Position {
@@ -455,6 +445,7 @@ impl Session {
             };
             let mut next = script.apply(&rec.state, pos);
             if next == rec.state && rec.created_session != session {
+                unchanged.push(rec.number.clone());
                 continue;
             }
             if self.options.faults.unmapped_status && docs.is_empty() {
@@ -464,6 +455,7 @@ impl Session {
             docs.push(self.document(rec, &next, &script));
             changes.push((rec.number.clone(), next));
         }
+        self.db.clear_pending(&unchanged).await?;
         if docs.is_empty() {
             return Ok("ok");
         }

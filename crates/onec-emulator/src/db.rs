@@ -34,7 +34,8 @@ CREATE TABLE IF NOT EXISTS orders (
     shipment_number TEXT,
     shipment_date   TEXT,
     cancelled       INTEGER NOT NULL DEFAULT 0,
-    deletion_mark   INTEGER NOT NULL DEFAULT 0
+    deletion_mark   INTEGER NOT NULL DEFAULT 0,
+    pending         INTEGER NOT NULL DEFAULT 1
 );
 CREATE TABLE IF NOT EXISTS sessions (
     id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -178,6 +179,33 @@ impl Database {
         Ok(Self { pool })
     }
 
+    /// Orders registered for sending (received since their last successful upload), by
+    /// arrival. Like 1C's change registration, the mark stays until an upload succeeds.
+    pub async fn pending_orders(&self) -> Result<Vec<OrderRecord>> {
+        let rows = sqlx::query("SELECT * FROM orders WHERE pending = 1 ORDER BY seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(order_from_row).collect()
+    }
+
+    /// Clears the sending mark of orders that have nothing to send.
+    pub async fn clear_pending(&self, numbers: &[String]) -> Result<()> {
+        let mut conn = self.begin_immediate().await?;
+        let mut result = Ok(());
+        for n in numbers {
+            if let Err(e) = sqlx::query("UPDATE orders SET pending = 0 WHERE number = ?")
+                .bind(n)
+                .execute(&mut *conn)
+                .await
+            {
+                result = Err(e.into());
+                break;
+            }
+        }
+        Self::finish(&mut conn, result.is_ok()).await?;
+        result
+    }
+
     async fn begin_immediate(&self) -> Result<PoolConnection<Sqlite>> {
         let mut conn = self.pool.acquire().await?;
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
@@ -267,7 +295,7 @@ impl Database {
             if exists {
                 sqlx::query(
                     "UPDATE orders SET received_json = ?, site_id = COALESCE(?, site_id),
-                     times_received = times_received + 1 WHERE number = ?",
+                     times_received = times_received + 1, pending = 1 WHERE number = ?",
                 )
                 .bind(&json)
                 .bind(&order.id)
@@ -346,7 +374,8 @@ impl Database {
             sqlx::query(
                 "UPDATE orders SET status_code = ?, status_name = ?, paid = ?, payment_number = ?,
                  payment_date = ?, shipped = ?, shipment_number = ?, shipment_date = ?,
-                 cancelled = ?, deletion_mark = ?, version = version + 1 WHERE number = ?",
+                 cancelled = ?, deletion_mark = ?, version = version + 1, pending = 0
+                 WHERE number = ?",
             )
             .bind(&s.status_code)
             .bind(&s.status_name)

@@ -407,10 +407,21 @@ async fn cut_upload_drops_the_connection_mid_chunk() {
         );
     }
     assert!(db.sent_log().await.unwrap().is_empty());
-    // The next run sends everything.
-    let again = run_session(options(&site), db).await.unwrap();
-    assert_eq!((again.updated, again.sent), (2, 2));
+    // The next run sends everything again, even though the site has nothing new: 1C keeps
+    // its changes registered until an upload succeeds.
+    let empty = format!(
+        "<?xml version=\"1.0\" encoding=\"windows-1251\"?>\n<{r} {v}=\"2.05\"></{r}>",
+        r = t::ROOT,
+        v = t::ATTR_SCHEMA_VERSION
+    );
+    site.state.lock().unwrap().query_body = encoding_rs::WINDOWS_1251.encode(&empty).0.into_owned();
+    let again = run_session(options(&site), db.clone()).await.unwrap();
+    assert_eq!((again.received, again.updated, again.sent), (0, 0, 2));
     assert_eq!(site.state.lock().unwrap().imported.len(), 1);
+    // Once sent, nothing is pending any more.
+    let third = run_session(options(&site), db.clone()).await.unwrap();
+    assert_eq!(third.sent, 0);
+    assert!(db.pending_orders().await.unwrap().is_empty());
 }
 
 #[tokio::test]
