@@ -57,7 +57,9 @@ fn uploads_read_back_through_the_commerceml_reader() {
         );
         let (root, items) = read(&xml);
         assert_eq!(
-            root.schema_version.as_ref().map(|v| v.as_str()),
+            root.schema_version
+                .as_ref()
+                .map(commerceml::SchemaVersion::as_str),
             Some(version)
         );
         assert!(root.namespace.is_some());
