@@ -27,15 +27,13 @@ mod lexer;
 mod source;
 
 use std::borrow::Cow;
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::Read;
 
 use encoding_rs::{Encoding, UTF_8};
 
 use self::lexer::{Attr, Event, Lexer, Mark};
 use self::source::Source;
-use crate::error::{Error, Result};
+use crate::error::{Error, Position, Result};
 use crate::model::{
     Address, AddressField, Bank, BankAccount, Contact, Container, Counterparty, Discount, Document,
     Element, Item, Line, Representative, Requisite, Root, Tax, TaxRate, Unit, Warehouse,
@@ -226,46 +224,88 @@ impl Tag {
     }
 }
 
-/// FNV-1a: tag names are short and not attacker-chosen keys of a growing map.
-#[derive(Default)]
-struct Fnv(u64);
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 {
-            0xcbf2_9ce4_8422_2325
-        } else {
-            self.0
-        };
-        for &b in bytes {
-            h ^= u64::from(b);
-            h = h.wrapping_mul(0x0100_0000_01b3);
-        }
-        self.0 = h;
-    }
+/// The tag names encoded in the encoding of the bytes being lexed, in a small open-addressing
+/// table keyed by a cheap hash of the length and the first and last bytes (names are short,
+/// and a lookup happens for every start tag).
+struct TagTable {
+    names: Vec<(Box<[u8]>, Tag)>,
+    /// Index into `names` + 1; 0 is an empty slot.
+    slots: [u8; TAG_SLOTS],
 }
 
-/// The tag names encoded in the encoding of the bytes being lexed.
-struct TagTable(HashMap<Box<[u8]>, Tag, BuildHasherDefault<Fnv>>);
+const TAG_SLOTS: usize = 512;
+
+fn tag_hash(name: &[u8]) -> usize {
+    let n = name.len();
+    let mut head = [0u8; 4];
+    let mut tail = [0u8; 4];
+    let k = n.min(4);
+    head[..k].copy_from_slice(&name[..k]);
+    tail[..k].copy_from_slice(&name[n - k..]);
+    let h = u64::from(u32::from_le_bytes(head)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(u32::from_le_bytes(tail)).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+        ^ (n as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
+    (h >> 40) as usize & (TAG_SLOTS - 1)
+}
+
+/// Byte equality for short slices without a call into `memcmp`.
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if <[u8; 8]>::try_from(x).ok().map(u64::from_ne_bytes)
+            != <[u8; 8]>::try_from(y).ok().map(u64::from_ne_bytes)
+        {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
+}
 
 impl TagTable {
     fn new(encoding: &'static Encoding) -> Self {
-        let mut map = HashMap::with_capacity_and_hasher(TAG_NAMES.len() * 2, Default::default());
+        let mut table = Self {
+            names: Vec::with_capacity(TAG_NAMES.len()),
+            slots: [0; TAG_SLOTS],
+        };
         for &(tag, name) in TAG_NAMES {
             let (bytes, _, unmappable) = encoding.encode(name);
-            if !unmappable {
-                map.insert(bytes.into_owned().into_boxed_slice(), tag);
+            if unmappable || table.get(&bytes) != Tag::Other {
+                continue;
             }
+            table
+                .names
+                .push((bytes.into_owned().into_boxed_slice(), tag));
+            let mut i = tag_hash(&table.names[table.names.len() - 1].0);
+            while table.slots[i] != 0 {
+                i = (i + 1) & (TAG_SLOTS - 1);
+            }
+            // At most TAG_NAMES.len() (< 255) entries, so the index fits.
+            table.slots[i] = u8::try_from(table.names.len()).unwrap_or(0);
         }
-        Self(map)
+        table
     }
 
     fn get(&self, name: &[u8]) -> Tag {
-        self.0.get(name).copied().unwrap_or(Tag::Other)
+        let mut i = tag_hash(name);
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return Tag::Other;
+            }
+            let (key, tag) = &self.names[usize::from(slot) - 1];
+            if same_bytes(key, name) {
+                return *tag;
+            }
+            i = (i + 1) & (TAG_SLOTS - 1);
+        }
     }
 }
 
@@ -289,6 +329,8 @@ pub struct Reader<R> {
     decimal_separator: Option<char>,
     in_counterparties: bool,
     finished: bool,
+    /// Where the last item's start tag began.
+    item_mark: Mark,
 }
 
 impl<R: Read> Reader<R> {
@@ -326,6 +368,7 @@ impl<R: Read> Reader<R> {
             decimal_separator: None,
             in_counterparties: false,
             finished: false,
+            item_mark: Mark::default(),
         };
         reader.read_root()?;
         Ok(reader)
@@ -356,6 +399,12 @@ impl<R: Read> Reader<R> {
         self.lx.input().bytes_read()
     }
 
+    /// Where the start tag of the item last returned by [`Reader::next_item`] begins (the
+    /// path is that of its parent).
+    pub fn item_position(&self) -> Position {
+        self.lx.position_from(self.item_mark, None)
+    }
+
     /// The next child of the root, or `None` after the root's end tag.
     pub fn next_item(&mut self) -> Result<Option<Item>> {
         if self.finished {
@@ -374,6 +423,7 @@ impl<R: Read> Reader<R> {
             match self.lx.next()? {
                 Event::Start => {
                     let tag = self.tags.get(self.lx.name());
+                    self.item_mark = self.lx.mark();
                     if self.in_counterparties {
                         if tag == Tag::Counterparty {
                             return Ok(Some(Item::Counterparty(Box::new(self.counterparty()?))));
@@ -428,7 +478,7 @@ impl<R: Read> Reader<R> {
         if self.tags.get(self.lx.name()) != Tag::Root {
             let name = self.decode_lossy(self.lx.name());
             return Err(Error::NotCommerceMl {
-                position: self.lx.position_from(self.lx.mark(), None),
+                position: self.lx.position_at(self.lx.mark_offset()),
                 message: format!("the root element is <{name}>, expected <{}>", t::ROOT),
             });
         }
@@ -537,17 +587,31 @@ impl<R: Read> Reader<R> {
         if out.is_empty() && !cdata && raw.iter().all(|&b| is_xml_ws(b)) {
             return Ok(());
         }
+        let special = !cdata && memchr::memchr2(b'&', b'\r', raw).is_some();
         let s = self.decode(raw, at)?;
-        let s = if !cdata && s.contains('\r') {
-            Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+        let s = if special {
+            let s = if s.contains('\r') {
+                Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
+            } else {
+                s
+            };
+            self.unescape_cow(s, at)?
         } else {
             s
         };
-        let s = if cdata { s } else { self.unescape_cow(s, at)? };
-        if out.is_empty() {
-            out.push_str(s.trim_start_matches(is_xml_ws_char));
-        } else {
+        if !out.is_empty() {
             out.push_str(&s);
+            return Ok(());
+        }
+        match s {
+            Cow::Borrowed(b) => out.push_str(b.trim_start_matches(is_xml_ws_char)),
+            Cow::Owned(mut o) => {
+                let lead = o.len() - o.trim_start_matches(is_xml_ws_char).len();
+                if lead > 0 {
+                    o.drain(..lead);
+                }
+                *out = o;
+            }
         }
         Ok(())
     }
@@ -693,7 +757,7 @@ impl<R: Read> Reader<R> {
     }
 
     fn decimal(&mut self, tag: Tag) -> Result<Option<rust_decimal::Decimal>> {
-        let mark = self.lx.mark();
+        let mark = self.lx.mark_offset();
         let mut s = self.string()?;
         if let Some(sep) = self.decimal_separator {
             if s.contains(sep) {
@@ -704,14 +768,16 @@ impl<R: Read> Reader<R> {
     }
 
     fn boolean(&mut self, tag: Tag) -> Result<Option<bool>> {
-        let mark = self.lx.mark();
+        let mark = self.lx.mark_offset();
         let s = self.string()?;
         parse_bool(&s).map_err(|m| self.value_error(mark, tag, &m))
     }
 
-    fn value_error(&self, mark: Mark, tag: Tag, message: &str) -> Error {
+    fn value_error(&self, offset: u64, tag: Tag, message: &str) -> Error {
         Error::Value {
-            position: self.lx.position_from(mark, Some(tag.as_str())),
+            position: self
+                .lx
+                .position_from(self.lx.mark_of(offset), Some(tag.as_str())),
             message: format!("{}: {message}", tag.as_str()),
         }
     }
@@ -755,7 +821,7 @@ impl<R: Read> Reader<R> {
 
     fn start_element(&self) -> Result<Element> {
         let name = self
-            .decode(self.lx.name(), self.lx.mark().offset)?
+            .decode(self.lx.name(), self.lx.mark_offset())?
             .into_owned();
         let mut attributes = Vec::with_capacity(self.lx.attrs().len());
         for a in self.lx.attrs() {

@@ -90,8 +90,9 @@ pub(crate) struct Lexer<R> {
     stack_ends: Vec<usize>,
     pending_end: bool,
     root_seen: bool,
-    /// Where the last start tag began.
-    mark: Mark,
+    /// Where the last start tag began; its line and column are counted lazily (`mark_line`).
+    mark_offset: u64,
+    mark_line: Option<Mark>,
     name: Range<usize>,
     attrs: Vec<Attr>,
     text: Range<usize>,
@@ -106,11 +107,29 @@ fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\r')
 }
 
-fn bad_name_byte(b: u8) -> bool {
-    matches!(
-        b,
-        b'<' | b'>' | b'&' | b'"' | b'\'' | b'=' | b'/' | b' ' | b'\t' | b'\n' | b'\r'
-    ) || b < 0x20
+/// Bytes that cannot occur in a name: markup characters, whitespace and control characters.
+static BAD_NAME_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    let bad = b"<>&\"'=/ ";
+    let mut k = 0;
+    while k < bad.len() {
+        t[bad[k] as usize] = true;
+        k += 1;
+    }
+    t
+};
+
+/// Start of the local name in `name[from..]` (after the last `:`).
+fn local_start(name: &[u8], from: usize) -> usize {
+    match name.iter().rposition(|&b| b == b':') {
+        Some(k) => from + k + 1,
+        None => from,
+    }
 }
 
 impl<R: Read> Lexer<R> {
@@ -136,7 +155,8 @@ impl<R: Read> Lexer<R> {
             stack_ends: Vec::with_capacity(16),
             pending_end: false,
             root_seen: false,
-            mark: Mark::default(),
+            mark_offset: 0,
+            mark_line: None,
             name: 0..0,
             attrs: Vec::new(),
             text: 0..0,
@@ -191,9 +211,30 @@ impl<R: Read> Lexer<R> {
         self.base + index as u64
     }
 
-    /// Where the last start tag began.
-    pub(crate) fn mark(&self) -> Mark {
-        self.mark
+    /// Offset where the last start tag began.
+    pub(crate) fn mark_offset(&self) -> u64 {
+        self.mark_offset
+    }
+
+    /// Line and column of the last start tag.
+    pub(crate) fn mark(&mut self) -> Mark {
+        if let Some(m) = self.mark_line {
+            return m;
+        }
+        self.count_lines_to(self.mark_offset);
+        let m = self.mark_at(self.mark_offset);
+        self.mark_line = Some(m);
+        m
+    }
+
+    /// Line and column of an offset saved from [`Lexer::mark_offset`]: exact for the last
+    /// start tag and for anything not yet dropped from the buffer, else the line of the
+    /// oldest counted point.
+    pub(crate) fn mark_of(&self, offset: u64) -> Mark {
+        match self.mark_line {
+            Some(m) if m.offset == offset => m,
+            _ => self.mark_at(offset),
+        }
     }
 
     /// The path of open elements, `/A/B/C`.
@@ -302,6 +343,10 @@ impl<R: Read> Lexer<R> {
             return Ok(false);
         }
         if self.pos > 0 {
+            if self.mark_line.is_none() && self.mark_offset >= self.counted {
+                self.count_lines_to(self.mark_offset);
+                self.mark_line = Some(self.mark_at(self.mark_offset));
+            }
             self.count_lines_to(self.here());
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
@@ -594,7 +639,7 @@ impl<R: Read> Lexer<R> {
         if first.is_ascii_digit() || first == b'-' || first == b'.' || first == b':' {
             return Err(self.syntax(at, format!("invalid {what} name")));
         }
-        if name.iter().any(|&b| bad_name_byte(b)) {
+        if name.iter().any(|&b| BAD_NAME_BYTE[usize::from(b)]) {
             return Err(self.syntax(at, format!("invalid character in {what} name")));
         }
         Ok(())
@@ -607,25 +652,38 @@ impl<R: Read> Lexer<R> {
         let self_closing = gt >= 2 && self.buf[p + gt - 1] == b'/';
         let content_end = if self_closing { p + gt - 1 } else { p + gt };
         let mut i = p + 1;
-        while i < content_end && !is_ws(self.buf[i]) {
+        let mut colon = None;
+        let mut bad = false;
+        while i < content_end {
+            let b = self.buf[i];
+            if is_ws(b) {
+                break;
+            }
+            bad |= BAD_NAME_BYTE[usize::from(b)];
+            if b == b':' {
+                colon = Some(i);
+            }
             i += 1;
         }
         let qname = p + 1..i;
-        self.check_name(qname.clone(), start, "element")?;
+        if bad || i == p + 1 || i - p - 1 > self.limits.max_name_len || colon == Some(p + 1) {
+            self.check_name(qname.clone(), start, "element")?;
+        }
+        let first = self.buf[p + 1];
+        if first.is_ascii_digit() || first == b'-' || first == b'.' {
+            self.check_name(qname.clone(), start, "element")?;
+        }
         if self.stack_ends.is_empty() && self.root_seen {
             return Err(self.syntax(start, "content after the root element"));
         }
         if self.stack_ends.len() >= self.limits.max_depth {
             return Err(self.limit(start, "nesting depth", self.limits.max_depth));
         }
-        let local = match memrchr(b':', &self.buf[qname.clone()]) {
-            Some(k) => qname.start + k + 1,
-            None => qname.start,
-        };
+        let local = colon.map_or(qname.start, |c| c + 1);
         self.name = local..qname.end;
         self.parse_attributes(i, content_end, start)?;
-        self.count_lines_to(start);
-        self.mark = self.mark_at(start);
+        self.mark_offset = start;
+        self.mark_line = None;
         self.stack.extend_from_slice(&self.buf[qname]);
         self.stack_ends.push(self.stack.len());
         self.root_seen = true;
@@ -695,10 +753,7 @@ impl<R: Read> Lexer<R> {
             {
                 return Err(self.syntax(at, "duplicate attribute"));
             }
-            let local = match memrchr(b':', name) {
-                Some(k) => ns + k + 1,
-                None => ns,
-            };
+            let local = local_start(name, ns);
             self.attrs.push(Attr {
                 qname,
                 local,
@@ -710,7 +765,10 @@ impl<R: Read> Lexer<R> {
     fn end_tag(&mut self) -> Result<Event, Error> {
         let start = self.here();
         let max = self.limits.max_name_len + WHITESPACE_SLACK;
-        let gt = self.scan_for(b">", 2, max, "element or attribute name length", start)?;
+        let gt = match memchr(b'>', &self.buf[self.pos + 2..self.end]) {
+            Some(k) if k <= max => k + 2,
+            _ => self.scan_for(b">", 2, max, "element or attribute name length", start)?,
+        };
         let p = self.pos;
         let mut e = p + gt;
         while e > p + 2 && is_ws(self.buf[e - 1]) {
@@ -742,5 +800,16 @@ impl<R: Read> Lexer<R> {
 }
 
 fn count_newlines(s: &[u8]) -> u64 {
-    s.iter().filter(|&&b| b == b'\n').count() as u64
+    // Fixed-size blocks with a byte accumulator vectorize well.
+    let blocks = s.chunks_exact(64);
+    let rest = blocks.remainder();
+    let mut n = 0u64;
+    for block in blocks {
+        let mut acc = 0u8;
+        for &b in block {
+            acc += u8::from(b == b'\n');
+        }
+        n += u64::from(acc);
+    }
+    n + rest.iter().filter(|&&b| b == b'\n').count() as u64
 }
