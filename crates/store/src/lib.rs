@@ -21,12 +21,14 @@ use chrono::{DateTime, Utc};
 use exchange::domain::{Order, OrderInput};
 
 mod error;
+mod postgres;
 mod sqlite;
 mod types;
 
 pub use error::{Error, Result};
 /// What a 1C document changes in an order (only fields that differ are set).
 pub use exchange::import::Update;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::{
     ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Session, SessionReport,
@@ -37,13 +39,12 @@ pub use types::{
 ///
 /// * `sqlite:PATH`, `sqlite://PATH` or a plain path: a SQLite file, created if missing, in WAL
 ///   mode, migrations applied. `sqlite::memory:` gives a private in-memory database (tests).
-/// * `postgres://…` / `postgresql://…`: not supported yet (issue 6).
+/// * `postgres://…` / `postgresql://…`: a PostgreSQL database ([`PgStore`]), migrations applied;
+///   several obmen instances may share it.
 pub async fn open(url: &str) -> Result<Arc<dyn Store>> {
     let url = url.trim();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        return Err(Error::Invalid(
-            "PostgreSQL is not supported yet; use a sqlite: URL or a file path".to_owned(),
-        ));
+        return Ok(Arc::new(PgStore::open(url).await?));
     }
     if url.is_empty() {
         return Err(Error::Invalid("empty database URL".to_owned()));
@@ -146,8 +147,9 @@ pub trait Store: Send + Sync {
     ) -> Result<()>;
 
     /// Confirms every version offered in this session (1C said `success`); the orders are no
-    /// longer due at those versions. Returns how many ledger rows were confirmed now (0 when
-    /// called again).
+    /// longer due at those versions. Each `(order, version)` is confirmed once in the ledger:
+    /// rows another session already confirmed stay unconfirmed here. Returns how many ledger
+    /// rows were confirmed now (0 when called again).
     async fn confirm_session(&self, session_id: i64, now: DateTime<Utc>) -> Result<u64>;
 
     // ----- exchange sessions -----

@@ -22,6 +22,15 @@ async fn fresh_sqlite() -> (Arc<dyn Store>, TempDir) {
 
 contract_tests!(fresh_sqlite);
 
+mod pg;
+
+/// The same suite on PostgreSQL, each test in a fresh schema, when `OBMEN_TEST_POSTGRES_URL`
+/// is set (fails when it is set and the database is unreachable; a notice when it is unset).
+mod postgres {
+    use super::{pg, suite};
+    contract_tests!(pg::fresh);
+}
+
 fn statuses() -> Vec<String> {
     vec!["N".to_owned(), "P".to_owned()]
 }
