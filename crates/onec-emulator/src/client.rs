@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use exchange::clock::{Clock, SystemClock};
-use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, USER_AGENT};
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, CONTENT_TYPE, COOKIE, USER_AGENT, WWW_AUTHENTICATE,
+};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use tokio::io::AsyncWriteExt as _;
@@ -299,8 +301,27 @@ impl Session {
         extra: &[(&str, &str)],
         body: Option<Vec<u8>>,
     ) -> Result<Reply> {
-        let url = self.url(mode, extra)?;
         let headers = self.headers(mode)?;
+        let sent_basic = headers.contains_key(AUTHORIZATION);
+        let reply = self.send_once(mode, extra, body.clone(), headers).await?;
+        // Like 1C's HTTP connection with credentials: a Basic challenge to a request that
+        // carried none is answered once with the credentials.
+        if reply.reply.status == 401 && reply.basic_challenge && !sent_basic {
+            let mut headers = self.headers(mode)?;
+            headers.insert(AUTHORIZATION, self.basic()?);
+            return Ok(self.send_once(mode, extra, body, headers).await?.reply);
+        }
+        Ok(reply.reply)
+    }
+
+    async fn send_once(
+        &self,
+        mode: &str,
+        extra: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        headers: HeaderMap,
+    ) -> Result<Received> {
+        let url = self.url(mode, extra)?;
         let req = match body {
             Some(b) => self
                 .http
@@ -321,12 +342,20 @@ impl Session {
             .get(CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let basic_challenge = resp
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("basic"));
         let body = resp.bytes().await.map_err(http_err)?.to_vec();
         tracing::debug!(mode, status, len = body.len(), "reply");
-        Ok(Reply {
-            status,
-            content_type,
-            body,
+        Ok(Received {
+            reply: Reply {
+                status,
+                content_type,
+                body,
+            },
+            basic_challenge,
         })
     }
 
@@ -638,6 +667,12 @@ impl Session {
         drop(stream);
         Ok(())
     }
+}
+
+/// A reply and whether it challenged for Basic credentials.
+struct Received {
+    reply: Reply,
+    basic_challenge: bool,
 }
 
 fn failure_or_violation(mode: &str, status: Status, lines: &[String]) -> Error {

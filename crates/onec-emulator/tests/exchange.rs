@@ -467,3 +467,46 @@ async fn two_sessions_at_once_share_the_1c_database() {
     assert_eq!(db.order_count().await.unwrap(), 2);
     assert_eq!(site.modes().iter().filter(|m| *m == "checkauth").count(), 2);
 }
+
+#[tokio::test]
+async fn a_basic_challenge_is_answered_with_credentials() {
+    let site = Site::start(false, 0).await;
+    site.state.lock().unwrap().challenge_without_basic = true;
+    let (_dir, db) = database().await;
+    let s = run_session(options(&site), db).await.unwrap();
+    assert_eq!(s.sent, 2);
+    let reqs = site.requests();
+    let init: Vec<_> = reqs.iter().filter(|r| r.mode() == "init").collect();
+    assert_eq!(init.len(), 2, "challenged, then repeated with credentials");
+    assert_eq!(init[0].basic, None);
+    assert_eq!(init[1].basic.as_deref(), Some("exchange:s3cret"));
+    let files: Vec<_> = reqs.iter().filter(|r| r.mode() == "file").collect();
+    assert_eq!(files.len(), 2);
+    assert_eq!(site.state.lock().unwrap().imported.len(), 1);
+}
+
+#[tokio::test]
+async fn basic_always_sends_credentials_on_every_request() {
+    let site = Site::start(false, 0).await;
+    site.state.lock().unwrap().challenge_without_basic = true;
+    let (_dir, db) = database().await;
+    let mut o = options(&site);
+    o.basic_always = true;
+    run_session(o, db).await.unwrap();
+    let reqs = site.requests();
+    assert_eq!(
+        site.modes(),
+        [
+            "checkauth",
+            "init",
+            "query",
+            "success",
+            "file",
+            "import",
+            "import"
+        ]
+    );
+    assert!(reqs
+        .iter()
+        .all(|r| r.basic.as_deref() == Some("exchange:s3cret")));
+}

@@ -56,6 +56,9 @@ pub struct SiteState {
     pub file_limit: usize,
     pub query_body: Vec<u8>,
     pub fault: Option<(&'static str, Fault)>,
+    /// Ignore the session cookie and challenge every request without Basic credentials with
+    /// 401 (as django-cml does).
+    pub challenge_without_basic: bool,
     pub requests: Vec<Request>,
     /// The upload directory: wiped at init, chunks appended.
     pub dir: HashMap<String, Vec<u8>>,
@@ -195,6 +198,14 @@ async fn exchange(
         return text(&format!(
             "success\nPHPSESSID\n{SESSION_ID}\nsessid={SESSID}\n"
         ));
+    }
+    if st.challenge_without_basic && !good_basic {
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Basic realm=\"exchange\"")],
+            "",
+        )
+            .into_response();
     }
     let good_cookie = cookie.as_deref() == Some(&format!("PHPSESSID={SESSION_ID}"));
     if !good_cookie && !good_basic {
