@@ -175,7 +175,7 @@ impl<W: Write> Writer<W> {
         let layout = Layout::new(&options);
         let mut sink = Sink::new(out, options.encoding);
         if options.encoding == OutputEncoding::Utf8 {
-            sink.raw(b"\xEF\xBB\xBF")?;
+            sink.raw(b"\xEF\xBB\xBF");
         }
         sink.push("<?xml version=\"1.0\" encoding=\"");
         sink.push(options.encoding.label());

@@ -6,7 +6,6 @@
 //! (element and attribute names) cannot carry references, so [`Sink::check_name`] refuses names
 //! with such characters before they reach the buffer.
 
-use std::fmt::Write as _;
 use std::io::Write;
 
 use encoding_rs::WINDOWS_1251;
@@ -51,56 +50,81 @@ const fn classify() -> [Class; 256] {
 
 static CLASSES: [Class; 256] = classify();
 
-/// A buffered, encoding sink.
+/// Whether any of the eight bytes in `x` may need escaping: a control character, `&`, `<`, `>`,
+/// or (in attribute values) `"`. Exact for "none": a `false` means all eight are plain.
+#[inline]
+fn needs_attention(x: u64, attr: bool) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LO) & !v & HI != 0;
+    let below_space = x.wrapping_sub(LO * 0x20) & !x & HI != 0;
+    below_space
+        || has_zero(x ^ (LO * u64::from(b'&')))
+        || has_zero(x ^ (LO * u64::from(b'<')))
+        || has_zero(x ^ (LO * u64::from(b'>')))
+        || (attr && has_zero(x ^ (LO * u64::from(b'"'))))
+}
+
+/// A buffered, encoding sink: everything is encoded as it is appended, into one byte buffer
+/// that is written to the sink in large chunks.
 pub(super) struct Sink<W: Write> {
     out: W,
     encoding: OutputEncoding,
-    /// Markup not yet flushed, always UTF-8.
-    text: String,
-    /// Encoded bytes (windows-1251 only).
-    bytes: Vec<u8>,
-    encoder: Option<Cp1251>,
+    /// Bytes in the output encoding, not yet written.
+    buf: Vec<u8>,
+    /// windows-1251 only: the encoder and the encoded forms of element names.
+    cp1251: Option<(Cp1251, NameCache)>,
 }
 
 impl<W: Write> Sink<W> {
     pub(super) fn new(out: W, encoding: OutputEncoding) -> Self {
-        let encoder = match encoding {
-            OutputEncoding::Windows1251 => Some(Cp1251::new()),
+        let cp1251 = match encoding {
+            OutputEncoding::Windows1251 => Some((Cp1251::new(), NameCache::new())),
             OutputEncoding::Utf8 => None,
         };
         Self {
             out,
             encoding,
-            text: String::with_capacity(FLUSH_AT + 4096),
-            bytes: Vec::with_capacity(FLUSH_AT + 4096),
-            encoder,
+            buf: Vec::with_capacity(FLUSH_AT + 4096),
+            cp1251,
         }
     }
 
-    /// Writes raw bytes that need no encoding (the BOM).
-    pub(super) fn raw(&mut self, bytes: &[u8]) -> Result<()> {
-        self.flush_text()?;
-        self.out.write_all(bytes)?;
-        Ok(())
+    /// Appends raw bytes that need no encoding (the BOM).
+    pub(super) fn raw(&mut self, bytes: &[u8]) {
+        self.buf.extend_from_slice(bytes);
     }
 
-    /// Appends markup that is known to be well-formed and encodable.
+    /// Appends markup that is known to be well-formed and encodable: punctuation, indentation
+    /// and names (whose encoded forms are cached).
     #[inline]
     pub(super) fn push(&mut self, s: &str) {
-        self.text.push_str(s);
+        match &mut self.cp1251 {
+            Some((encoder, names)) if !s.is_ascii() => names.push(s, encoder, &mut self.buf),
+            _ => self.buf.extend_from_slice(s.as_bytes()),
+        }
+    }
+
+    /// Appends UTF-8 text that needs no escaping, encoding it.
+    #[inline]
+    fn push_run(&mut self, s: &str) {
+        match &self.cp1251 {
+            Some((encoder, _)) if !s.is_ascii() => encoder.encode(s, &mut self.buf),
+            _ => self.buf.extend_from_slice(s.as_bytes()),
+        }
     }
 
     /// Appends a decimal in plain notation.
     #[inline]
     pub(super) fn push_decimal(&mut self, value: Decimal) {
-        // Writing into a String cannot fail.
-        let _ = write!(self.text, "{value}");
+        // Writing into a Vec cannot fail; the text of a decimal is ASCII.
+        let _ = write!(self.buf, "{value}");
     }
 
-    /// Appends a formatted value whose text needs no escaping (dates, times).
+    /// Appends a formatted value whose text is ASCII and needs no escaping (dates, times).
     pub(super) fn push_display(&mut self, value: impl std::fmt::Display) {
-        // Writing into a String cannot fail.
-        let _ = write!(self.text, "{value}");
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.buf, "{value}");
     }
 
     /// Appends `s` escaped for element content.
@@ -117,18 +141,29 @@ impl<W: Write> Sink<W> {
 
     fn escaped(&mut self, s: &str, attr: bool) -> Result<()> {
         let bytes = s.as_bytes();
+        let n = bytes.len();
         let mut start = 0;
-        for (i, &b) in bytes.iter().enumerate() {
-            let class = CLASSES[b as usize];
-            let replacement = match class {
-                Class::Plain => continue,
-                Class::AttrOnly if !attr => continue,
+        let mut i = 0;
+        while i < n {
+            // Skip eight plain bytes at a time.
+            if i + 8 <= n {
+                let mut chunk = [0u8; 8];
+                chunk.copy_from_slice(&bytes[i..i + 8]);
+                if !needs_attention(u64::from_le_bytes(chunk), attr) {
+                    i += 8;
+                    continue;
+                }
+            }
+            let b = bytes[i];
+            let replacement = match CLASSES[b as usize] {
+                Class::Plain => None,
+                Class::AttrOnly if !attr => None,
                 Class::Forbidden => {
                     return Err(Error::Unencodable(format!(
                         "control character U+{b:04X} (XML 1.0 does not allow it) in {s:?}"
                     )))
                 }
-                Class::Markup | Class::AttrOnly => match b {
+                Class::Markup | Class::AttrOnly => Some(match b {
                     b'&' => "&amp;",
                     b'<' => "&lt;",
                     b'>' => "&gt;",
@@ -136,14 +171,17 @@ impl<W: Write> Sink<W> {
                     b'\t' => "&#9;",
                     b'\n' => "&#10;",
                     _ => "&#13;",
-                },
+                }),
             };
-            // Every replaced byte is ASCII, so the slice boundaries are char boundaries.
-            self.text.push_str(&s[start..i]);
-            self.text.push_str(replacement);
-            start = i + 1;
+            if let Some(replacement) = replacement {
+                // Every replaced byte is ASCII, so the slice boundaries are char boundaries.
+                self.push_run(&s[start..i]);
+                self.buf.extend_from_slice(replacement.as_bytes());
+                start = i + 1;
+            }
+            i += 1;
         }
-        self.text.push_str(&s[start..]);
+        self.push_run(&s[start..]);
         Ok(())
     }
 
@@ -167,37 +205,90 @@ impl<W: Write> Sink<W> {
         Ok(())
     }
 
-    /// Flushes the buffer when it is large enough.
+    /// Writes the buffer out when it is large enough.
     #[inline]
     pub(super) fn maybe_flush(&mut self) -> Result<()> {
-        if self.text.len() >= FLUSH_AT {
-            self.flush_text()?;
+        if self.buf.len() >= FLUSH_AT {
+            self.flush_buffer()?;
         }
         Ok(())
     }
 
-    /// Encodes and writes everything buffered.
-    pub(super) fn flush_text(&mut self) -> Result<()> {
-        if self.text.is_empty() {
-            return Ok(());
+    fn flush_buffer(&mut self) -> Result<()> {
+        if !self.buf.is_empty() {
+            self.out.write_all(&self.buf)?;
+            self.buf.clear();
         }
-        match self.encoder.as_mut() {
-            None => self.out.write_all(self.text.as_bytes())?,
-            Some(encoder) => {
-                self.bytes.clear();
-                encoder.encode(&self.text, &mut self.bytes);
-                self.out.write_all(&self.bytes)?;
-            }
-        }
-        self.text.clear();
         Ok(())
     }
 
-    /// Flushes everything and returns the sink.
+    /// Writes everything buffered, flushes and returns the sink.
     pub(super) fn finish(mut self) -> Result<W> {
-        self.flush_text()?;
+        self.flush_buffer()?;
         self.out.flush()?;
         Ok(self.out)
+    }
+}
+
+/// Number of slots of the name cache (a power of two).
+const NAME_SLOTS: usize = 512;
+
+/// The windows-1251 forms of element and attribute names, so that the tags of every element are
+/// not re-encoded each time. Direct-mapped by the name's address; a hit is confirmed by
+/// comparing the bytes, so any string (not only constants) is safe to pass.
+struct NameCache {
+    slots: Vec<Slot>,
+    /// Source bytes followed by their encoded form, for every cached name.
+    arena: Vec<u8>,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    address: usize,
+    /// Offset of the source bytes in the arena; the encoded bytes follow them.
+    start: usize,
+    len: usize,
+    encoded_len: usize,
+}
+
+impl NameCache {
+    /// The arena is reset when it grows past this (many distinct unknown element names).
+    const MAX_ARENA: usize = 1 << 20;
+
+    fn new() -> Self {
+        Self {
+            slots: vec![Slot::default(); NAME_SLOTS],
+            arena: Vec::with_capacity(16 * 1024),
+        }
+    }
+
+    fn push(&mut self, name: &str, encoder: &Cp1251, out: &mut Vec<u8>) {
+        let address = name.as_ptr() as usize;
+        let index = ((address >> 3) ^ (address >> 12) ^ name.len()) & (NAME_SLOTS - 1);
+        let slot = self.slots[index];
+        if slot.address == address
+            && slot.len == name.len()
+            && &self.arena[slot.start..slot.start + slot.len] == name.as_bytes()
+        {
+            let encoded = slot.start + slot.len;
+            out.extend_from_slice(&self.arena[encoded..encoded + slot.encoded_len]);
+            return;
+        }
+        if self.arena.len() > Self::MAX_ARENA {
+            self.arena.clear();
+            self.slots.fill(Slot::default());
+        }
+        let start = self.arena.len();
+        self.arena.extend_from_slice(name.as_bytes());
+        let encoded = self.arena.len();
+        encoder.encode(name, &mut self.arena);
+        self.slots[index] = Slot {
+            address,
+            start,
+            len: name.len(),
+            encoded_len: self.arena.len() - encoded,
+        };
+        out.extend_from_slice(&self.arena[encoded..]);
     }
 }
 
@@ -308,6 +399,41 @@ impl Cp1251 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn eight_byte_screen_never_misses_a_special_byte() {
+        let specials = [b'&', b'<', b'>', b'"', b'\t', b'\n', b'\r', 0, 0x1F];
+        let fillers = [b'a', b' ', 0x7F, 0x80, 0xD0, 0xFF, b'=', b'?', b'!', b'#'];
+        for &special in &specials {
+            for &filler in &fillers {
+                for pos in 0..8 {
+                    let mut chunk = [filler; 8];
+                    chunk[pos] = special;
+                    let x = u64::from_le_bytes(chunk);
+                    let attr_only = special == b'"';
+                    assert!(needs_attention(x, true), "{chunk:?}");
+                    if !attr_only {
+                        assert!(needs_attention(x, false), "{chunk:?}");
+                    }
+                }
+            }
+            let plain = u64::from_le_bytes([b'a'; 8]);
+            assert!(!needs_attention(plain, true));
+        }
+        // Every byte value alone among plain letters.
+        for b in 0..=255u8 {
+            let mut chunk = [b'x'; 8];
+            chunk[3] = b;
+            let x = u64::from_le_bytes(chunk);
+            let class = CLASSES[b as usize];
+            if class != Class::Plain {
+                assert!(needs_attention(x, true), "{b:#x}");
+            }
+            if matches!(class, Class::Markup | Class::Forbidden) || b == b'\t' || b == b'\n' {
+                assert!(needs_attention(x, false), "{b:#x}");
+            }
+        }
+    }
 
     #[test]
     fn cp1251_encoder_agrees_with_encoding_rs() {
