@@ -3,7 +3,7 @@
 //! * [`model`] — typed documents, counterparties, lines; unknown elements are kept.
 //! * [`read`] — a streaming reader yielding one document (or container) at a time from any
 //!   [`std::io::Read`], in any encoding 1C or Bitrix uses, with limits against hostile input.
-//! * [`write`] — a streaming writer for schema 2.05, 2.08, 2.10 and 3.1, windows-1251 or UTF-8.
+//! * [`write`](mod@write) — a streaming writer for schema 2.05, 2.08, 2.10 and 3.1, windows-1251 or UTF-8.
 //! * [`value`] — numbers, dates, booleans and schema versions in every form seen in the wild.
 //! * [`tags`] — every Russian element name, once.
 //!

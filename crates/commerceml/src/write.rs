@@ -14,9 +14,12 @@
 //! | contact `Тип` | `ТелефонРабочий`, `Почта` | `Телефон рабочий`, `Электронная почта` | same |
 //! | orders | directly under the root | directly | each in a `Контейнер` |
 //!
-//! Elements are written in Bitrix's order (PROTOCOL.md §8.2–§8.4); requisites are always wrapped
+//! Elements are written in Bitrix's order (PROTOCOL.md §8.2–§8.4; `НомерВерсии` and `Номер1С`
+//! right after `Сумма` as §8.1 and Bitrix's exporter have them; fields Bitrix never writes —
+//! `Дата1С` after `Дата`, `ПометкаУдаления` and `Основание` after `Номер1С`, `СрокПлатежа` after
+//! `Время` — where 1C or the XSD put them); requisites are always wrapped
 //! in `ЗначенияРеквизитов`; elements the model does not know are written back as they were read.
-//! With [`WriteOptions::xsd_strict`] the writer follows the published 2.10 XSD instead (see the
+//! With `WriteOptions::xsd_strict` the writer follows the published 2.10 XSD instead (see the
 //! `strict` submodule and `docs/commerceml-xsd-vs-bitrix.md`).
 //!
 //! Text and attribute values are escaped once (`&`, `<`, `>`, and `"`, tab, line feed in
@@ -246,10 +249,14 @@ impl<W: Write> Writer<W> {
             Item::Container(c) => self.write_container(c),
             Item::Counterparty(c) => self.write_counterparty(c),
             Item::Other(e) => {
-                self.close_counterparties();
-                if !self.layout.strict {
-                    self.element(e)?;
+                if self.layout.strict {
+                    return Err(crate::Error::Xsd(format!(
+                        "the strict writer writes order documents only, not {}",
+                        e.name
+                    )));
                 }
+                self.close_counterparties();
+                self.element(e)?;
                 self.sink.maybe_flush()
             }
         }

@@ -147,4 +147,10 @@ fn strict_mode_refuses_root_level_counterparties() {
         .find(|i| matches!(i, Item::Counterparty(_)))
         .expect("the contractors file has counterparties");
     assert!(matches!(w.write_item(first), Err(Error::Xsd(_))));
+    // Nor does it write other root children as they are.
+    let other = Item::Other(commerceml::Element {
+        name: "Каталог".into(),
+        ..commerceml::Element::default()
+    });
+    assert!(matches!(w.write_item(&other), Err(Error::Xsd(_))));
 }
