@@ -86,6 +86,9 @@ pub struct SessionArgs {
     /// Print the summary as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Print the default script (a commented template) and exit.
+    #[arg(long, exclusive = true)]
+    pub print_script: bool,
     /// Fault: stop after `query` without `success`.
     #[arg(long)]
     pub no_success: bool,
@@ -134,6 +137,10 @@ pub struct ServeArgs {
 
 /// Runs `emulate-1c`. Any protocol violation or failure of the site is an error.
 pub fn run(args: &Args) -> anyhow::Result<ExitCode> {
+    if args.session.print_script {
+        print!("{}", crate::script::DEFAULT_SCRIPT);
+        return Ok(ExitCode::SUCCESS);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     match &args.command {
         Some(Command::Serve(serve)) => runtime.block_on(run_serve(serve)),

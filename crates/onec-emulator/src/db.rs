@@ -123,6 +123,29 @@ pub struct OrderRecord {
     pub state: OrderState,
 }
 
+/// One exchange session as recorded.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct SessionRecord {
+    /// Session id.
+    pub id: i64,
+    /// Start, as 1C's clock showed it.
+    pub started_at: String,
+    /// The exchange URL.
+    pub url: String,
+    /// Orders received.
+    pub received: i64,
+    /// Documents created.
+    pub created: i64,
+    /// Documents updated.
+    pub updated: i64,
+    /// Duplicates within the answer.
+    pub duplicates: i64,
+    /// Documents sent back.
+    pub sent: i64,
+    /// `ok`, `no-success`, `cut`, or `error: …`.
+    pub outcome: Option<String>,
+}
+
 /// One row of what was sent back to the site.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SentRecord {
@@ -432,6 +455,28 @@ impl Database {
             .await?;
         rows.iter()
             .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
+    /// Every session, oldest first.
+    pub async fn sessions(&self) -> Result<Vec<SessionRecord>> {
+        let rows = sqlx::query("SELECT * FROM sessions ORDER BY id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(SessionRecord {
+                    id: r.try_get("id")?,
+                    started_at: r.try_get("started_at")?,
+                    url: r.try_get("url")?,
+                    received: r.try_get("received")?,
+                    created: r.try_get("created")?,
+                    updated: r.try_get("updated")?,
+                    duplicates: r.try_get("duplicates")?,
+                    sent: r.try_get("sent")?,
+                    outcome: r.try_get("outcome")?,
+                })
+            })
             .collect()
     }
 

@@ -8,7 +8,8 @@ use serde::Deserialize;
 use crate::db::OrderState;
 use crate::error::{Error, Result};
 
-const DEFAULT_SCRIPT: &str = include_str!("default_script.toml");
+/// The embedded default script, with comments: a template for user scripts.
+pub const DEFAULT_SCRIPT: &str = include_str!("default_script.toml");
 
 /// How a status is written back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]

@@ -2,6 +2,8 @@
 //! site: checkauth lines, init with zip/file_limit, the real Bitrix `query` answer in
 //! windows-1251, success, appending file chunks, import answering `progress` once and then
 //! `success` with message lines. It knows nothing about the emulator's code.
+// Shared by several test binaries; each uses part of it.
+#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::io::Read as _;
