@@ -225,10 +225,14 @@ impl Session {
             summary.sent,
         );
         let confirmed = matches!(result, Ok("ok" | "cut"));
-        self.db
+        let recorded = self
+            .db
             .finish_session(session, counts, confirmed, &outcome)
-            .await?;
-        result.map(|_| summary)
+            .await;
+        // The session's own error matters more than a failure to record it.
+        result?;
+        recorded?;
+        Ok(summary)
     }
 
     async fn run_inner(&mut self, session: i64, summary: &mut Summary) -> Result<&'static str> {

@@ -456,6 +456,21 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_example_parses() {
+        let readme = include_str!("../README.md");
+        let start = readme.find("```toml\n").unwrap() + "```toml\n".len();
+        let end = start + readme[start..].find("```").unwrap();
+        let s = Script::from_toml(&readme[start..end]).unwrap();
+        assert_eq!(s.orders.len(), 2);
+        let a = s.apply(&OrderState::default(), pos(1, "1001"));
+        assert_eq!(a.status_code.as_deref(), Some("D"));
+        assert!(a.paid && a.shipped);
+        let b = s.apply(&OrderState::default(), pos(5, "x"));
+        assert!(b.cancelled);
+        assert_eq!(b.status_code.as_deref(), Some("C"));
+    }
+
+    #[test]
     fn json_scripts_and_errors() {
         let s =
             Script::from_json(r#"{"paid_every": 3, "orders": [{"every": 2, "shipped": true}]}"#)
