@@ -221,3 +221,58 @@ fn bad_arguments_are_refused() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot open"), "{}", stderr(&out));
 }
+
+#[test]
+fn a_large_file_streams_through_without_a_progress_bar_in_a_pipe() {
+    use commerceml::{OutputEncoding, SchemaVersion, WriteOptions, Writer};
+    // About 10 MB of orders: above the size that gets a progress bar on a terminal.
+    let (_, items) = read_all(
+        std::fs::File::open(fixture(
+            "dobromyslov__commerceml-parser/bitrix-query-response-full.xml",
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.xml");
+    let options = WriteOptions::new(SchemaVersion::v2_05(), OutputEncoding::Windows1251)
+        .generated_at("2021-02-12T17:03:19");
+    let file = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    let mut w = Writer::new(file, options).unwrap();
+    let mut written = 0;
+    while std::fs::metadata(&big).unwrap().len() < 10 << 20 {
+        for item in &items {
+            w.write_item(item).unwrap();
+            written += 1;
+        }
+    }
+    w.finish().unwrap();
+    let out_path = dir.path().join("out.xml");
+    let out = convert(
+        &big,
+        &[
+            "--schema",
+            "3.1",
+            "--encoding",
+            "utf-8",
+            "-o",
+            out_path.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    // Only the summary line: no progress bar when standard error is not a terminal.
+    let message = stderr(&out);
+    assert_eq!(message.lines().count(), 1, "{message}");
+    assert!(!message.contains('\r'));
+    assert!(
+        message.contains(&format!("{written} document(s)")),
+        "{message}"
+    );
+    let reader = Reader::new(std::fs::File::open(&out_path).unwrap()).unwrap();
+    let mut containers = 0;
+    for item in reader {
+        assert!(matches!(item.unwrap(), Item::Container(_)));
+        containers += 1;
+    }
+    assert_eq!(containers, written);
+}
