@@ -212,7 +212,10 @@ fn check_expected(json_name: &str) {
     let root = &e["root"];
     assert_eq!(
         s(root, t::ATTR_SCHEMA_VERSION),
-        got.root.schema_version.as_ref().map(commerceml::SchemaVersion::as_str),
+        got.root
+            .schema_version
+            .as_ref()
+            .map(commerceml::SchemaVersion::as_str),
         "{name}: schema version"
     );
     assert_eq!(
@@ -441,4 +444,38 @@ fn double_escaped_entities_are_decoded_once() {
         .filter_map(|l| l.name.as_deref())
         .collect();
     assert!(names.iter().any(|n| n.contains("&quot;")), "{names:?}");
+}
+
+/// Hands out the input a few bytes at a time, so every token crosses read boundaries.
+struct Trickle<'a> {
+    data: &'a [u8],
+    step: usize,
+}
+
+impl std::io::Read for Trickle<'_> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = out.len().min(self.step).min(self.data.len());
+        out[..n].copy_from_slice(&self.data[..n]);
+        self.data = &self.data[n..];
+        Ok(n)
+    }
+}
+
+#[test]
+fn small_reads_give_the_same_items_as_one_slice() {
+    for name in [
+        "dobromyslov__commerceml-parser/bitrix-query-response-full.xml",
+        "irpsv__commerceml/bitrix-module-6-documents-2.xml",
+        "carono__yii2-1c-exchange/from.xml",
+        "ArgentCrusade__commerceml/contractors-example.xml",
+    ] {
+        let bytes = fixture(name);
+        let (root, items) = read_all(&bytes[..]).expect("slice");
+        for step in [1, 2, 3, 7, 4096] {
+            let (r, i) = read_all(Trickle { data: &bytes, step })
+                .unwrap_or_else(|e| panic!("{name} step {step}: {e}"));
+            assert_eq!(r, root, "{name} step {step}");
+            assert_eq!(i, items, "{name} step {step}");
+        }
+    }
 }
