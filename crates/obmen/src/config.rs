@@ -118,6 +118,9 @@ pub struct Pacing {
     /// Seconds one `mode=import` request may spend applying documents before it answers
     /// `progress` (1C then calls again and the import continues where it stopped).
     pub import_slice_seconds: u64,
+    /// Most root items (documents or containers) one `mode=import` request applies; 0 = no
+    /// limit besides the time.
+    pub import_slice_items: u64,
     /// Orders read from the database per page while `mode=query` streams its answer.
     pub query_page_size: u32,
 }
@@ -126,6 +129,7 @@ impl Default for Pacing {
     fn default() -> Self {
         Self {
             import_slice_seconds: 20,
+            import_slice_items: 0,
             query_page_size: 500,
         }
     }

@@ -98,7 +98,7 @@ fn import_whole(
     now: DateTime<Utc>,
 ) -> Result<Option<Outcome>, Failure> {
     let input = UploadReader::new(app.store.as_ref(), rt, session.id, name);
-    let slice = match run_slice(app, rt, input, 0, None, now) {
+    let slice = match run_slice(app, rt, input, 0, Limit::default(), now) {
         Ok(s) => s,
         // More chunks are still to come.
         Err(SliceError::Read(commerceml::Error::UnexpectedEof { .. })) => return Ok(None),
@@ -189,9 +189,13 @@ fn import_step_blocking(
             messages: Vec::new(),
         });
     }
-    let deadline = Instant::now() + Duration::from_secs(app.config.pacing.import_slice_seconds);
+    let pacing = &app.config.pacing;
+    let limit = Limit {
+        deadline: Some(Instant::now() + Duration::from_secs(pacing.import_slice_seconds)),
+        items: (pacing.import_slice_items > 0).then_some(pacing.import_slice_items),
+    };
     let input = UploadReader::new(store, rt, session.id, name);
-    let slice = run_slice(app, rt, input, progress.position, Some(deadline), now)
+    let slice = run_slice(app, rt, input, progress.position, limit, now)
         .map_err(|e| e.into_failure(name))?;
     progress.position = slice.position;
     progress.documents += slice.documents;
@@ -261,13 +265,22 @@ impl From<commerceml::Error> for SliceError {
     }
 }
 
-/// Applies root items of `input` after the first `skip` ones, until the end or `deadline`.
+/// When a slice stops before the end of the file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Limit {
+    /// Stop after the item during which this instant passed.
+    pub deadline: Option<Instant>,
+    /// Stop after this many items.
+    pub items: Option<u64>,
+}
+
+/// Applies root items of `input` after the first `skip` ones, until the end or the limit.
 pub fn run_slice(
     app: &App,
     rt: &Handle,
     input: impl Read,
     skip: u64,
-    deadline: Option<Instant>,
+    limit: Limit,
     now: DateTime<Utc>,
 ) -> Result<Slice, SliceError> {
     let mut reader = commerceml::Reader::new(io::BufReader::with_capacity(64 << 10, input))?;
@@ -296,7 +309,12 @@ pub fn run_slice(
             }
             Item::Counterparty(_) | Item::Other(_) => {}
         }
-        if deadline.is_some_and(|d| Instant::now() >= d) {
+        let done_here = position - skip;
+        if limit.deadline.is_some_and(|d| Instant::now() >= d)
+            || limit.items.is_some_and(|n| done_here >= n)
+        {
+            // Stopping right after the last item would answer `progress` for nothing left;
+            // peeking is not possible with the streaming reader, so 1C simply asks once more.
             finished = false;
             break;
         }
@@ -446,4 +464,67 @@ impl Read for UploadReader<'_> {
         self.pos += n;
         Ok(n)
     }
+}
+
+/// PROTOCOL.md §4.5, defensively: sale files of a new-protocol session that were stored but never
+/// (fully) imported — 1C skipped `import` — are applied when the next run starts (`checkauth` or
+/// `init`). Files that are still incomplete are dropped with the upload area.
+pub async fn import_leftovers(app: Arc<App>, session: Session) -> Result<Outcome, Failure> {
+    if session.version.is_none() {
+        // Legacy runs import at `file` time.
+        return Ok(Outcome::default());
+    }
+    let rt = Handle::current();
+    tokio::task::spawn_blocking(move || leftovers_blocking(&app, &rt, &session))
+        .await
+        .map_err(|e| Failure::internal("import task failed", &e))?
+}
+
+fn leftovers_blocking(app: &App, rt: &Handle, session: &Session) -> Result<Outcome, Failure> {
+    let now = app.clock.now();
+    let store = app.store.as_ref();
+    let mut total = Outcome {
+        finished: true,
+        ..Outcome::default()
+    };
+    let uploads = rt.block_on(store.list_uploads(session.id))?;
+    if uploads.is_empty() {
+        return Ok(total);
+    }
+    for (name, _) in &uploads {
+        if unzip::is_zip(app, rt, session.id, name)? {
+            if let Err(e) = unzip::unpack(app, rt, session.id, name) {
+                tracing::warn!(session = session.id, file = %name, error = ?e, "left-over archive not unpacked");
+            }
+        }
+    }
+    for (name, _) in rt.block_on(store.list_uploads(session.id))? {
+        if !is_xml(&name) {
+            continue;
+        }
+        let progress = rt.block_on(store.import_progress(session.id, &name))?;
+        let skip = match &progress {
+            Some(p) if p.done => continue,
+            Some(p) => p.position,
+            None => 0,
+        };
+        let input = UploadReader::new(store, rt, session.id, &name);
+        let slice = match run_slice(app, rt, input, skip, Limit::default(), now) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(session = session.id, file = %name, error = ?e, "left-over file not imported");
+                continue;
+            }
+        };
+        let mut p = progress.unwrap_or_default();
+        p.position = slice.position;
+        p.documents += slice.documents;
+        p.done = true;
+        p.messages.extend(slice.messages.iter().cloned());
+        rt.block_on(store.set_import_progress(session.id, &name, &p, now))?;
+        tracing::info!(session = session.id, file = %name, documents = slice.documents, "imported a file 1C never asked to import");
+        total.documents += slice.documents;
+        total.messages.extend(slice.messages);
+    }
+    Ok(total)
 }

@@ -450,3 +450,85 @@ async fn schema_3_wraps_each_order_in_a_container() {
     assert!(text.contains("<Контейнер>"), "{text}");
     assert_eq!(offered(&q).len(), 1);
 }
+
+#[tokio::test]
+async fn a_large_import_answers_progress_until_done() {
+    let t = TestApp::spawn_with(|c| c.pacing.import_slice_items = 2).await;
+    let numbers = ["G-1", "G-2", "G-3", "G-4", "G-5"];
+    for n in numbers {
+        t.post_order(&order_json(n, "N")).await;
+    }
+    let docs: Vec<String> = numbers
+        .iter()
+        .map(|n| {
+            let status = if *n == "G-3" {
+                "Потерян"
+            } else {
+                "Выполнен"
+            };
+            status_doc(n, &[("Статус заказа", status)])
+        })
+        .collect();
+    let mut onec = t.onec();
+    onec.start().await;
+    onec.file("big.xml", &status_file(&docs, "UTF-8")).await;
+    let mut replies = Vec::new();
+    for _ in 0..10 {
+        let a = onec.import("big.xml").await.text();
+        let done = a.starts_with("success\n");
+        replies.push(a);
+        if done {
+            break;
+        }
+    }
+    assert_eq!(replies.len(), 3, "{replies:?}");
+    assert!(replies[0].starts_with("progress\n") && replies[1].starts_with("progress\n"));
+    assert_eq!(
+        replies[2],
+        "success\nUnknown status \"Потерян\" for order G-3\n"
+    );
+    for n in numbers {
+        let expected = if n == "G-3" { "N" } else { "FF" };
+        assert_eq!(t.order(n).await["status"], expected, "{n}");
+    }
+    // Asking again for a finished file gives the same answer and applies nothing twice.
+    assert_eq!(onec.import("big.xml").await.text(), replies[2]);
+}
+
+#[tokio::test]
+async fn files_never_imported_are_applied_when_the_next_run_starts() {
+    let t = TestApp::spawn().await;
+    t.post_order(&order_json("Q-1", "N")).await;
+    let mut onec = t.onec();
+    onec.start().await;
+    let file = status_file(&[status_doc("Q-1", &[("Статуса заказа ИД", "F")])], "UTF-8");
+    onec.file("documents.xml", &file).await;
+    // No `import`: 1C ended the run.
+    assert_eq!(t.order("Q-1").await["status"], "N");
+    let mut next = t.onec();
+    next.checkauth().await;
+    assert_eq!(t.order("Q-1").await["status"], "F");
+}
+
+#[tokio::test]
+async fn two_sessions_at_once_confirm_only_what_each_was_offered() {
+    let t = TestApp::spawn().await;
+    for n in ["T-1", "T-2"] {
+        t.post_order(&order_json(n, "N")).await;
+    }
+    let mut a = t.onec();
+    a.start().await;
+    assert_eq!(offered(&a.query().await).len(), 2);
+    t.post_order(&order_json("T-3", "N")).await;
+    let mut b = t.onec();
+    b.start().await;
+    assert_eq!(offered(&b.query().await).len(), 3);
+    assert_eq!(a.success().await.text(), "success\n");
+    let rest: Vec<String> = offered(&b.query().await)
+        .into_iter()
+        .map(|(_, n)| n)
+        .collect();
+    assert_eq!(rest, ["T-3"]);
+    b.success().await;
+    assert!(offered(&b.query().await).is_empty());
+}

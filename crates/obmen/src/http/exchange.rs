@@ -304,7 +304,9 @@ async fn dispatch(
     }
     match mode {
         Mode::CheckAuth => unreachable!("handled above"),
-        Mode::Init => init(app, &mut session, params).await.map(Handled::Done),
+        Mode::Init => init(app, &mut session, params, rec)
+            .await
+            .map(Handled::Done),
         Mode::Query => Ok(Handled::Streaming(export::query_response(
             Arc::clone(app),
             session,
@@ -364,6 +366,20 @@ async fn cookie_session(
         return Ok(None);
     }
     Ok(Some(session))
+}
+
+/// The user's latest session, if any.
+async fn previous_session(app: &App) -> Result<Option<Session>, Failure> {
+    let key = current_session_key(&app.credentials.user);
+    match app
+        .store
+        .get_setting(&key)
+        .await?
+        .and_then(|v| v.parse::<i64>().ok())
+    {
+        Some(id) => Ok(app.store.session_by_id(id).await?),
+        None => Ok(None),
+    }
 }
 
 fn current_session_key(user: &str) -> String {
@@ -436,7 +452,16 @@ async fn check_sessid(
     }
 }
 
-async fn checkauth(app: &App, rec: &mut Record, now: DateTime<Utc>) -> Result<Response, Failure> {
+async fn checkauth(
+    app: &Arc<App>,
+    rec: &mut Record,
+    now: DateTime<Utc>,
+) -> Result<Response, Failure> {
+    if let Some(previous) = previous_session(app).await? {
+        let leftovers = import::import_leftovers(Arc::clone(app), previous).await?;
+        rec.documents += leftovers.documents;
+        rec.messages.extend(leftovers.messages);
+    }
     let (session, cookie) = new_session(app, now).await?;
     rec.session_id = Some(session.id);
     let name = &app.config.cookie_name;
@@ -450,7 +475,15 @@ async fn checkauth(app: &App, rec: &mut Record, now: DateTime<Utc>) -> Result<Re
     Ok(resp)
 }
 
-async fn init(app: &App, session: &mut Session, params: &Params) -> Result<Response, Failure> {
+async fn init(
+    app: &Arc<App>,
+    session: &mut Session,
+    params: &Params,
+    rec: &mut Record,
+) -> Result<Response, Failure> {
+    let leftovers = import::import_leftovers(Arc::clone(app), session.clone()).await?;
+    rec.documents += leftovers.documents;
+    rec.messages.extend(leftovers.messages);
     let version = params
         .version
         .as_deref()
@@ -502,8 +535,8 @@ async fn file(
     // Legacy protocol: import at once (PROTOCOL.md §4.5).
     let outcome = import::import_now(Arc::clone(app), session.clone(), name).await?;
     rec.documents = outcome.documents;
-    rec.messages.clone_from(&outcome.messages);
-    Ok(text_reply(app, &Reply::success(outcome.messages).body()))
+    rec.messages = outcome.messages;
+    Ok(text_reply(app, &Reply::success(outcome.reply).body()))
 }
 
 async fn import_mode(
@@ -517,9 +550,9 @@ async fn import_mode(
     rec.documents = outcome.documents;
     rec.messages.clone_from(&outcome.messages);
     let reply = if outcome.finished {
-        Reply::success(outcome.messages)
+        Reply::success(outcome.reply)
     } else {
-        Reply::progress(outcome.messages)
+        Reply::progress(outcome.reply)
     };
     Ok(text_reply(app, &reply.body()))
 }
