@@ -532,3 +532,88 @@ async fn two_sessions_at_once_confirm_only_what_each_was_offered() {
     b.success().await;
     assert!(offered(&b.query().await).is_empty());
 }
+
+/// A 1C→site 3.1 file shaped like the Bitrix exchange module's output: one `Контейнер` per
+/// order, `Номер1С` blank-padded, shipment traits.
+fn container_file() -> Vec<u8> {
+    let doc = |n: &str, n1c: &str, shipped: bool, shipment: &str| {
+        let mut reqs = format!(
+            "<ЗначениеРеквизита><Наименование>Проведен</Наименование><Значение>true</Значение></ЗначениеРеквизита>\
+             <ЗначениеРеквизита><Наименование>Отменен</Наименование><Значение>false</Значение></ЗначениеРеквизита>\
+             <ЗначениеРеквизита><Наименование>Отгружен</Наименование><Значение>{shipped}</Значение></ЗначениеРеквизита>"
+        );
+        if shipped {
+            reqs.push_str(&format!(
+                "<ЗначениеРеквизита><Наименование>Номер отгрузки по 1С</Наименование><Значение>{shipment}</Значение></ЗначениеРеквизита>\
+                 <ЗначениеРеквизита><Наименование>Дата отгрузки по 1С</Наименование><Значение>2017-08-02T18:36:44</Значение></ЗначениеРеквизита>"
+            ));
+        }
+        format!(
+            "<Контейнер><Документ><Ид>{n}</Ид><НомерВерсии>AAAAAQAAAAE=</НомерВерсии>\
+             <ПометкаУдаления>false</ПометкаУдаления><Номер>{n}</Номер><Дата>2017-08-01</Дата>\
+             <Номер1С>{n1c}</Номер1С><Дата1С>2017-08-01</Дата1С><ХозОперация>Заказ товара</ХозОперация>\
+             <Роль>Продавец</Роль><Валюта>руб</Валюта><Курс>1</Курс><Сумма>3299.7</Сумма>\
+             <ЗначенияРеквизитов>{reqs}</ЗначенияРеквизитов></Документ></Контейнер>\n"
+        )
+    };
+    let mut out = b"\xEF\xBB\xBF".to_vec();
+    out.extend(
+        format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<КоммерческаяИнформация \
+             xmlns=\"urn:1C.ru:commerceml_3\" ВерсияСхемы=\"3.1\" ДатаФормирования=\"2017-08-04T12:20:00\">\n{}{}</КоммерческаяИнформация>\n",
+            doc("319", "L319       ", false, ""),
+            doc("479", "L479       ", true, "О0000000966"),
+        )
+        .into_bytes(),
+    );
+    out
+}
+
+#[tokio::test]
+async fn a_1c_file_in_3_1_containers_is_applied() {
+    let t = TestApp::spawn().await;
+    for n in ["319", "479"] {
+        assert_eq!(t.post_order(&order_json(n, "N")).await.status(), 201);
+    }
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    onec.init(Some("3.1")).await;
+    onec.file("documents___1.xml", &container_file()).await;
+    assert_eq!(onec.import("documents___1.xml").await.text(), "success\n");
+    let o479 = t.order("479").await;
+    assert_eq!(o479["shipped"], true);
+    assert_eq!(o479["shipment_number_1c"], "О0000000966");
+    assert_eq!(o479["number_1c"], "L479");
+    let o319 = t.order("319").await;
+    assert_eq!(o319["shipped"], false);
+    assert_eq!(o319["number_1c"], "L319");
+    assert_eq!(o319["status"], "N");
+}
+
+#[tokio::test]
+async fn basic_auth_without_cookie_continues_the_latest_session() {
+    let t = TestApp::spawn().await;
+    t.post_order(&order_json("B-1", "N")).await;
+    let mut onec = t.onec();
+    onec.checkauth().await;
+    // An old 1C build: no cookie, no sessid, Basic on every request.
+    onec.cookie = None;
+    onec.send_sessid = false;
+    assert_eq!(onec.init(None).await.text(), "zip=yes\nfile_limit=204800\n");
+    // `mode=query` in a POST form body, as Bitrix accepts it.
+    let form = onec
+        .http
+        .post(format!("{}?type=sale", onec.base))
+        .basic_auth(common::USER, Some(common::PASSWORD))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("mode=query")
+        .send()
+        .await
+        .unwrap();
+    let charset = form.headers()["content-type"].to_str().unwrap().to_owned();
+    assert_eq!(charset, "application/xml; charset=windows-1251");
+    let body = form.bytes().await.unwrap();
+    assert!(body.starts_with(b"<?xml"));
+    assert_eq!(onec.success().await.text(), "success\n");
+    assert!(offered(&onec.query().await).is_empty());
+}
