@@ -2,7 +2,7 @@
 //! readers; write transactions start with `BEGIN IMMEDIATE` so two writers (two processes on the
 //! same file included) queue on `busy_timeout` instead of failing mid-transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -306,33 +306,9 @@ async fn upsert_in(
         .fetch_one(&mut *conn)
         .await?;
         add_history(conn, id, &status, Source::Store, &now_text).await?;
-        let mut stored = input.clone();
-        stored.status = Some(status.clone());
-        stored.created_at = Some(created_at);
-        return Ok(UpsertOutcome::Created(Order {
-            id,
-            input: stored,
-            status_1c: None,
-            paid,
-            shipped: false,
-            cancelled: false,
-            deleted: false,
-            number_1c: None,
-            date_1c: None,
-            id_1c: None,
-            payment_number_1c: None,
-            payment_date_1c: None,
-            shipment_number_1c: None,
-            shipment_date_1c: None,
-            version: 1,
-            last_change_source: Source::Store,
-            updated_at: now,
-            history: vec![StatusChange {
-                status,
-                source: Source::Store,
-                at: now,
-            }],
-        }));
+        return Ok(UpsertOutcome::Created(created_order(
+            id, input, status, created_at, paid, now,
+        )));
     };
     let OrderRow {
         mut order,
@@ -391,140 +367,327 @@ async fn upsert_in(
     Ok(UpsertOutcome::Updated(order))
 }
 
-/// Sets `column` to `new` when it differs; records the assignment.
-fn diff_text(
-    sets: &mut Vec<(&'static str, Value)>,
-    column: &'static str,
-    current: Option<&str>,
-    new: Option<&String>,
-) {
-    if let Some(new) = new {
-        if current != Some(new.as_str()) {
-            sets.push((column, Value::Text(new.clone())));
-        }
-    }
-}
-
-fn diff_bool(
-    sets: &mut Vec<(&'static str, Value)>,
-    column: &'static str,
-    current: bool,
-    new: Option<bool>,
-) {
-    if let Some(new) = new {
-        if current != new {
-            sets.push((column, Value::Bool(new)));
-        }
-    }
-}
-
-enum Value {
-    Text(String),
-    Bool(bool),
-}
-
-/// Applies `update` to one order; returns whether anything changed.
-async fn apply_in(
-    conn: &mut SqliteConnection,
-    order_id: i64,
-    update: &Update,
+/// The order [`upsert_in`] / [`upsert_batch`] just inserted.
+fn created_order(
+    id: i64,
+    input: &OrderInput,
+    status: String,
+    created_at: DateTime<Utc>,
+    paid: bool,
     now: DateTime<Utc>,
-) -> Result<bool> {
-    let row = sqlx::query(
-        "SELECT status, status_1c, paid, shipped, cancelled, deleted, number_1c, date_1c, id_1c, \
-         payment_number_1c, payment_date_1c, shipment_number_1c, shipment_date_1c \
-         FROM orders WHERE id = ?",
-    )
-    .bind(order_id)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or(Error::NotFound)?;
-    if update.is_empty() {
-        return Ok(false);
+) -> Order {
+    let mut stored = input.clone();
+    stored.status = Some(status.clone());
+    stored.created_at = Some(created_at);
+    Order {
+        id,
+        input: stored,
+        status_1c: None,
+        paid,
+        shipped: false,
+        cancelled: false,
+        deleted: false,
+        number_1c: None,
+        date_1c: None,
+        id_1c: None,
+        payment_number_1c: None,
+        payment_date_1c: None,
+        shipment_number_1c: None,
+        shipment_date_1c: None,
+        version: 1,
+        last_change_source: Source::Store,
+        updated_at: now,
+        history: vec![StatusChange {
+            status,
+            source: Source::Store,
+            at: now,
+        }],
     }
-    let text = |c: &str| -> Result<Option<String>> { Ok(row.try_get(c)?) };
-    let flag = |c: &str| -> Result<bool> { Ok(row.try_get(c)?) };
-    let status: String = row.try_get("status")?;
-    let mut sets: Vec<(&'static str, Value)> = Vec::new();
-    diff_text(&mut sets, "status", Some(&status), update.status.as_ref());
-    let status_changed = !sets.is_empty();
-    diff_text(
-        &mut sets,
-        "status_1c",
-        text("status_1c")?.as_deref(),
-        update.status_1c.as_ref(),
-    );
-    diff_bool(&mut sets, "paid", flag("paid")?, update.paid);
-    diff_bool(&mut sets, "shipped", flag("shipped")?, update.shipped);
-    diff_bool(&mut sets, "cancelled", flag("cancelled")?, update.cancelled);
-    diff_bool(&mut sets, "deleted", flag("deleted")?, update.deleted);
-    diff_text(
-        &mut sets,
-        "number_1c",
-        text("number_1c")?.as_deref(),
-        update.number_1c.as_ref(),
-    );
-    diff_text(
-        &mut sets,
-        "date_1c",
-        text("date_1c")?.as_deref(),
-        update.date_1c.as_ref(),
-    );
-    diff_text(
-        &mut sets,
-        "id_1c",
-        text("id_1c")?.as_deref(),
-        update.id_1c.as_ref(),
-    );
-    diff_text(
-        &mut sets,
-        "payment_number_1c",
-        text("payment_number_1c")?.as_deref(),
-        update.payment_number_1c.as_ref(),
-    );
-    diff_text(
-        &mut sets,
-        "payment_date_1c",
-        text("payment_date_1c")?.as_deref(),
-        update.payment_date_1c.as_ref(),
-    );
-    diff_text(
-        &mut sets,
-        "shipment_number_1c",
-        text("shipment_number_1c")?.as_deref(),
-        update.shipment_number_1c.as_ref(),
-    );
-    diff_text(
-        &mut sets,
-        "shipment_date_1c",
-        text("shipment_date_1c")?.as_deref(),
-        update.shipment_date_1c.as_ref(),
-    );
-    if sets.is_empty() {
-        return Ok(false);
+}
+
+/// Rows per multi-row INSERT in [`upsert_batch`] (7 parameters a row).
+const INSERT_CHUNK: usize = 500;
+
+/// [`upsert_in`] for many orders with a few statements per [`INSERT_CHUNK`] new orders: existing
+/// orders are looked up in bulk, unchanged ones skipped, changed ones updated one by one, new
+/// ones inserted with multi-row statements.
+async fn upsert_batch(
+    conn: &mut SqliteConnection,
+    inputs: &[OrderInput],
+    now: DateTime<Utc>,
+) -> Result<Vec<UpsertOutcome>> {
+    let mut seen = HashSet::with_capacity(inputs.len());
+    if !inputs.iter().all(|i| seen.insert(i.number.as_str())) {
+        // A number repeats: one by one, so a later input sees the earlier one.
+        let mut outcomes = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            outcomes.push(upsert_in(conn, input, now).await?);
+        }
+        return Ok(outcomes);
     }
-    let now_text = ts(now);
-    let mut sql = String::from("UPDATE orders SET last_change_source = '1c', updated_at = ?");
-    for (column, _) in &sets {
-        sql.push_str(", ");
-        sql.push_str(column);
-        sql.push_str(" = ?");
+    if inputs.iter().any(|i| i.number.trim().is_empty()) {
+        return Err(Error::Invalid("order number is empty".to_owned()));
     }
-    sql.push_str(" WHERE id = ?");
-    let mut q = sqlx::query(&sql).bind(&now_text);
-    for (_, value) in &sets {
-        q = match value {
-            Value::Text(t) => q.bind(t.clone()),
-            Value::Bool(b) => q.bind(*b),
-        };
-    }
-    q.bind(order_id).execute(&mut *conn).await?;
-    if status_changed {
-        if let Some(new_status) = &update.status {
-            add_history(conn, order_id, new_status, Source::OneC, &now_text).await?;
+    let mut existing: HashMap<String, OrderRow> = HashMap::new();
+    for chunk in inputs.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT {ORDER_COLUMNS} FROM orders WHERE number IN ({})",
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for input in chunk {
+            q = q.bind(&input.number);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let row = order_from_row(&row)?;
+            existing.insert(row.order.input.number.clone(), row);
         }
     }
-    Ok(true)
+
+    let mut outcomes: Vec<Option<UpsertOutcome>> = vec![None; inputs.len()];
+    let mut unchanged: Vec<(usize, Order)> = Vec::new();
+    let mut new: Vec<(usize, String)> = Vec::new();
+    for (i, input) in inputs.iter().enumerate() {
+        let body = json(input)?;
+        match existing.remove(&input.number) {
+            Some(row) if row.submitted_body == body => unchanged.push((i, row.order)),
+            Some(_) => outcomes[i] = Some(upsert_in(conn, input, now).await?),
+            None => new.push((i, body)),
+        }
+    }
+    let (positions, mut orders): (Vec<usize>, Vec<Order>) = unchanged.into_iter().unzip();
+    attach_history(conn, &mut orders).await?;
+    for (i, order) in positions.into_iter().zip(orders) {
+        outcomes[i] = Some(UpsertOutcome::Unchanged(order));
+    }
+
+    let now_text = ts(now);
+    for chunk in new.chunks(INSERT_CHUNK) {
+        let values = vec!["(?, ?, ?, ?, ?, 1, 0, 'store', ?, ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO orders (number, body, submitted_status, status, paid, version, \
+             confirmed_version, last_change_source, created_at, updated_at) VALUES {values} \
+             RETURNING id, number"
+        );
+        let mut q = sqlx::query(&sql);
+        for (i, body) in chunk {
+            let input = &inputs[*i];
+            let status = input.status_code();
+            q = q
+                .bind(&input.number)
+                .bind(body)
+                .bind(status)
+                .bind(status)
+                .bind(input_paid(input))
+                .bind(ts(input.created_at.unwrap_or(now)))
+                .bind(&now_text);
+        }
+        let mut ids: HashMap<String, i64> = HashMap::with_capacity(chunk.len());
+        for row in q.fetch_all(&mut *conn).await? {
+            ids.insert(row.try_get("number")?, row.try_get("id")?);
+        }
+        let values = vec!["(?, ?, 'store', ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO order_status_history (order_id, status, source, at) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for (i, _) in chunk {
+            let input = &inputs[*i];
+            let id = *ids.get(&input.number).ok_or_else(|| {
+                Error::Corrupt(format!("order {} not returned by INSERT", input.number))
+            })?;
+            q = q.bind(id).bind(input.status_code()).bind(&now_text);
+            outcomes[*i] = Some(UpsertOutcome::Created(created_order(
+                id,
+                input,
+                input.status_code().to_owned(),
+                input.created_at.unwrap_or(now),
+                input_paid(input),
+                now,
+            )));
+        }
+        q.execute(&mut *conn).await?;
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.ok_or_else(|| Error::Corrupt("an order of the batch was skipped".to_owned())))
+        .collect()
+}
+
+/// What 1C can change in an order, as stored.
+#[derive(Clone, PartialEq, Eq)]
+struct Facts {
+    status: String,
+    /// `TEXT_COLUMNS`, in order.
+    texts: [Option<String>; 8],
+    /// `FLAG_COLUMNS`, in order.
+    flags: [bool; 4],
+}
+
+const TEXT_COLUMNS: [&str; 8] = [
+    "status_1c",
+    "number_1c",
+    "date_1c",
+    "id_1c",
+    "payment_number_1c",
+    "payment_date_1c",
+    "shipment_number_1c",
+    "shipment_date_1c",
+];
+const FLAG_COLUMNS: [&str; 4] = ["paid", "shipped", "cancelled", "deleted"];
+
+impl Facts {
+    fn from_row(row: &SqliteRow) -> Result<Self> {
+        let mut texts: [Option<String>; 8] = Default::default();
+        for (slot, column) in texts.iter_mut().zip(TEXT_COLUMNS) {
+            *slot = row.try_get(column)?;
+        }
+        let mut flags = [false; 4];
+        for (slot, column) in flags.iter_mut().zip(FLAG_COLUMNS) {
+            *slot = row.try_get(column)?;
+        }
+        Ok(Self {
+            status: row.try_get("status")?,
+            texts,
+            flags,
+        })
+    }
+
+    /// Applies the fields of `u` that differ; returns whether the status changed.
+    fn apply(&mut self, u: &Update) -> bool {
+        let texts = [
+            &u.status_1c,
+            &u.number_1c,
+            &u.date_1c,
+            &u.id_1c,
+            &u.payment_number_1c,
+            &u.payment_date_1c,
+            &u.shipment_number_1c,
+            &u.shipment_date_1c,
+        ];
+        for (slot, new) in self.texts.iter_mut().zip(texts) {
+            if let Some(new) = new {
+                if slot.as_deref() != Some(new.as_str()) {
+                    *slot = Some(new.clone());
+                }
+            }
+        }
+        let flags = [u.paid, u.shipped, u.cancelled, u.deleted];
+        for (slot, new) in self.flags.iter_mut().zip(flags) {
+            if let Some(new) = new {
+                *slot = new;
+            }
+        }
+        match &u.status {
+            Some(status) if *status != self.status => {
+                self.status = status.clone();
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Rows per multi-row statement in [`apply_batch`] (16 parameters a row).
+const UPDATE_CHUNK: usize = 500;
+
+/// Applies updates to orders in the open write transaction: reads the orders' current facts,
+/// applies the differing fields in order (an order may appear more than once), then writes the
+/// changed orders and their history with a few multi-row statements per [`UPDATE_CHUNK`].
+/// Returns one "changed" flag per update. [`Error::NotFound`] for an unknown order.
+async fn apply_batch(
+    conn: &mut SqliteConnection,
+    updates: &[(i64, Update)],
+    now: DateTime<Utc>,
+) -> Result<Vec<bool>> {
+    // Current facts of every order named in the batch.
+    let mut ids: Vec<i64> = updates.iter().map(|(id, _)| *id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let mut facts: HashMap<i64, Facts> = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IN_CHUNK) {
+        let sql = format!(
+            "SELECT id, status, {}, {} FROM orders WHERE id IN ({})",
+            TEXT_COLUMNS.join(", "),
+            FLAG_COLUMNS.join(", "),
+            placeholders(chunk.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            facts.insert(row.try_get("id")?, Facts::from_row(&row)?);
+        }
+    }
+    if facts.len() != ids.len() {
+        return Err(Error::NotFound);
+    }
+    let original = facts.clone();
+
+    // Apply in order; collect the history entries.
+    let mut changed = Vec::with_capacity(updates.len());
+    let mut history: Vec<(i64, String)> = Vec::new();
+    for (id, update) in updates {
+        let Some(current) = facts.get_mut(id) else {
+            return Err(Error::NotFound);
+        };
+        let before = current.clone();
+        let status_changed = current.apply(update);
+        changed.push(*current != before);
+        if status_changed {
+            history.push((*id, current.status.clone()));
+        }
+    }
+
+    // Write the orders whose facts differ from what was stored.
+    let dirty: Vec<(i64, &Facts)> = ids
+        .iter()
+        .filter_map(|id| {
+            let f = facts.get(id)?;
+            (original.get(id) != Some(f)).then_some((*id, f))
+        })
+        .collect();
+    let now_text = ts(now);
+    let mut assignments = String::from("status = v.column2");
+    for (i, column) in TEXT_COLUMNS.iter().chain(FLAG_COLUMNS.iter()).enumerate() {
+        assignments.push_str(&format!(", {column} = v.column{}", i + 3));
+    }
+    for chunk in dirty.chunks(UPDATE_CHUNK) {
+        let row = format!(
+            "({})",
+            placeholders(2 + TEXT_COLUMNS.len() + FLAG_COLUMNS.len())
+        );
+        let values = vec![row; chunk.len()].join(",");
+        let sql = format!(
+            "UPDATE orders SET {assignments}, last_change_source = '1c', updated_at = ? \
+             FROM (VALUES {values}) AS v WHERE orders.id = v.column1"
+        );
+        // The `updated_at` placeholder comes first in the text; bind in text order.
+        let mut q = sqlx::query(&sql).bind(&now_text);
+        for (id, f) in chunk {
+            q = q.bind(*id).bind(&f.status);
+            for text in &f.texts {
+                q = q.bind(text);
+            }
+            for flag in f.flags {
+                q = q.bind(flag);
+            }
+        }
+        q.execute(&mut *conn).await?;
+    }
+    for chunk in history.chunks(UPDATE_CHUNK) {
+        let values = vec!["(?, ?, '1c', ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO order_status_history (order_id, status, source, at) VALUES {values}"
+        );
+        let mut q = sqlx::query(&sql);
+        for (id, status) in chunk {
+            q = q.bind(*id).bind(status).bind(&now_text);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(changed)
 }
 
 fn session_from_row(row: &SqliteRow) -> Result<Session> {
@@ -590,10 +753,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin_write().await?;
-        let mut outcomes = Vec::with_capacity(inputs.len());
-        for input in inputs {
-            outcomes.push(upsert_in(&mut tx, input, now).await?);
-        }
+        let outcomes = upsert_batch(&mut tx, inputs, now).await?;
         tx.commit().await?;
         Ok(outcomes)
     }
@@ -686,7 +846,9 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let changed = apply_in(&mut tx, order_id, update, now).await?;
+        let changed = apply_batch(&mut tx, &[(order_id, update.clone())], now)
+            .await?
+            .contains(&true);
         if changed {
             tx.commit().await?;
         } else {
@@ -701,11 +863,12 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
-        let mut changed = Vec::with_capacity(updates.len());
-        for (order_id, update) in updates {
-            changed.push(apply_in(&mut tx, *order_id, update, now).await?);
+        let changed = apply_batch(&mut tx, updates, now).await?;
+        if changed.contains(&true) {
+            tx.commit().await?;
+        } else {
+            tx.rollback().await?;
         }
-        tx.commit().await?;
         Ok(changed)
     }
 
@@ -777,7 +940,10 @@ impl Store for SqliteStore {
     async fn confirm_session(&self, session_id: i64, now: DateTime<Utc>) -> Result<u64> {
         let mut tx = self.begin_write().await?;
         let confirmed = sqlx::query(
-            "UPDATE delivery_ledger SET confirmed_at = ? WHERE session_id = ? AND confirmed_at IS NULL",
+            "UPDATE delivery_ledger SET confirmed_at = ? \
+             WHERE session_id = ? AND confirmed_at IS NULL AND NOT EXISTS \
+             (SELECT 1 FROM delivery_ledger AS c WHERE c.order_id = delivery_ledger.order_id \
+              AND c.version = delivery_ledger.version AND c.confirmed_at IS NOT NULL)",
         )
         .bind(ts(now))
         .bind(session_id)
