@@ -266,8 +266,14 @@ async fn dispatch(
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok()),
     );
+    // A valid session cookie is enough (Bitrix: already logged in); the password hash is only
+    // computed when there is none.
     let basic_ok = match &basic {
-        BasicAuth::Given { user, password } => app.credentials.check(user, password),
+        BasicAuth::Given { user, password }
+            if cookie_session.is_none() || mode == Some(Mode::CheckAuth) =>
+        {
+            app.credentials.check(user, password)
+        }
         _ => false,
     };
     if cookie_session.is_none() && !basic_ok {
