@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use exchange::domain::{Order, OrderInput};
 
 mod error;
+mod outbox;
 mod postgres;
 mod sqlite;
 mod types;
@@ -28,6 +29,7 @@ mod types;
 pub use error::{Error, Result};
 /// What a 1C document changes in an order (only fields that differ are set).
 pub use exchange::import::Update;
+pub use outbox::{idempotency_key, OutboxEntry, OutboxFilter, OutboxState, PUSH_LEDGER_SESSION};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::{
@@ -234,4 +236,77 @@ pub trait Store: Send + Sync {
     /// Sets a setting only if it is not set yet; returns the value now stored (the existing one
     /// when another instance won the race), e.g. for the generated password hash.
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String>;
+
+    // ----- push outbox (see the `outbox` module docs) -----
+    // Backends without an outbox keep the default bodies, which refuse.
+
+    /// Turns the outbox on for this handle: from now on [`Store::upsert_order`] and
+    /// [`Store::upsert_orders`] enqueue every created or changed order version in the same
+    /// transaction, and `wake` is notified after each commit that enqueued.
+    fn enable_outbox(&self, wake: Arc<tokio::sync::Notify>) -> Result<()> {
+        let _ = wake;
+        Err(outbox_unsupported())
+    }
+
+    /// Leases up to `limit` pending entries due at `now` (not leased, or their lease expired)
+    /// until `now + lease`, counting an attempt on each, oldest first. Entries whose version
+    /// the exchange already confirmed, or whose order has a newer version, become
+    /// [`OutboxState::Obsolete`] instead of being returned.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxEntry>> {
+        let _ = (now, limit, lease);
+        Err(outbox_unsupported())
+    }
+
+    /// 1C acknowledged the entry: it becomes delivered and, in the same transaction, its order
+    /// version is confirmed in the delivery ledger (session [`PUSH_LEDGER_SESSION`]) unless an
+    /// exchange session confirmed it already, so `query` no longer offers it. Returns whether
+    /// the entry changed (false when it was delivered already). [`Error::NotFound`] for an
+    /// unknown id.
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let _ = (id, now);
+        Err(outbox_unsupported())
+    }
+
+    /// The attempt failed and will be retried: the lease ends, the next attempt is not before
+    /// `next_at`. Only a pending entry changes.
+    async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        let _ = (id, next_at, error);
+        Err(outbox_unsupported())
+    }
+
+    /// The entry is given up on (dead letter); the order stays due for the scheduled exchange.
+    /// Only a pending entry changes.
+    async fn mark_dead(&self, id: i64, error: &str) -> Result<()> {
+        let _ = (id, error);
+        Err(outbox_unsupported())
+    }
+
+    /// Entries matching `filter`, by id.
+    async fn list_outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxEntry>> {
+        let _ = filter;
+        Err(outbox_unsupported())
+    }
+
+    /// Puts a dead (or pending) entry back to pending, due at `now`, with its attempts reset.
+    /// [`Error::NotFound`] for an unknown id, [`Error::Conflict`] for a delivered or obsolete
+    /// entry.
+    async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxEntry> {
+        let _ = (id, now);
+        Err(outbox_unsupported())
+    }
+
+    /// When the earliest pending entry becomes claimable (its next attempt or the end of its
+    /// lease, whichever is later); `None` when nothing is pending.
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        Err(outbox_unsupported())
+    }
+}
+
+fn outbox_unsupported() -> Error {
+    Error::Invalid("this database backend has no push outbox yet".to_owned())
 }

@@ -16,9 +16,11 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::{
-    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Result, Session,
-    SessionReport, Store, Update, UpsertOutcome,
+    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
+    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
 };
+
+mod outbox;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,6 +34,8 @@ const IN_CHUNK: usize = 500;
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Push outbox switch (off until [`Store::enable_outbox`]).
+    outbox: outbox::Switch,
 }
 
 impl SqliteStore {
@@ -71,7 +75,11 @@ impl SqliteStore {
                 .connect_with(options)
                 .await?
         };
-        Ok(Self { writer, reader })
+        Ok(Self {
+            writer,
+            reader,
+            outbox: outbox::Switch::default(),
+        })
     }
 
     /// Closes the connections (waits for them to be returned).
@@ -742,7 +750,11 @@ impl Store for SqliteStore {
         if matches!(outcome, UpsertOutcome::Unchanged(_)) {
             tx.rollback().await?;
         } else {
+            let enqueued = self.outbox.enqueue(&mut tx, [&outcome], now).await?;
             tx.commit().await?;
+            if enqueued {
+                self.outbox.wake();
+            }
         }
         Ok(outcome)
     }
@@ -754,7 +766,11 @@ impl Store for SqliteStore {
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
+        let enqueued = self.outbox.enqueue(&mut tx, &outcomes, now).await?;
         tx.commit().await?;
+        if enqueued {
+            self.outbox.wake();
+        }
         Ok(outcomes)
     }
 
@@ -1305,6 +1321,43 @@ impl Store for SqliteStore {
         .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    fn enable_outbox(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        self.outbox.enable(wake)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>> {
+        self.outbox_claim_due(now, limit, lease).await
+    }
+
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        self.outbox_mark_delivered(id, now).await
+    }
+
+    async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.outbox_mark_failed(id, Some(next_at), error).await
+    }
+
+    async fn mark_dead(&self, id: i64, error: &str) -> Result<()> {
+        self.outbox_mark_failed(id, None, error).await
+    }
+
+    async fn list_outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxEntry>> {
+        self.outbox_list(filter).await
+    }
+
+    async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxEntry> {
+        self.outbox_requeue(id, now).await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        self.outbox_next_due_at().await
     }
 
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String> {

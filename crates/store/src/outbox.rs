@@ -1,0 +1,154 @@
+//! The push outbox: one entry per order version to deliver to 1C's HTTP service in real time.
+//!
+//! When the outbox is on ([`crate::Store::enable_outbox`]), every order created or changed by
+//! [`crate::Store::upsert_order`] / [`crate::Store::upsert_orders`] gets an entry in the same
+//! transaction. A worker claims due entries with a lease ([`crate::Store::claim_due`]), pushes
+//! them and reports the result. A push that 1C acknowledged
+//! ([`crate::Store::mark_delivered`]) also confirms that order version in the delivery ledger
+//! (under [`PUSH_LEDGER_SESSION`]), so the scheduled exchange does not offer it again; a version
+//! that the scheduled exchange confirmed first makes its pending entry [`OutboxState::Obsolete`].
+
+use std::fmt;
+use std::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The `session_id` of delivery-ledger rows written by a confirmed push (exchange sessions
+/// start at 1).
+pub const PUSH_LEDGER_SESSION: i64 = 0;
+
+/// Where an outbox entry stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutboxState {
+    /// Waiting for (another) attempt.
+    Pending,
+    /// 1C acknowledged it.
+    Delivered,
+    /// Given up on (permanent failure or attempts exhausted); `obmen outbox retry` re-queues.
+    Dead,
+    /// No longer worth sending: the scheduled exchange confirmed this version, or the order has
+    /// a newer version (with an entry of its own).
+    Obsolete,
+}
+
+impl OutboxState {
+    /// Every state.
+    pub const ALL: [Self; 4] = [Self::Pending, Self::Delivered, Self::Dead, Self::Obsolete];
+
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Delivered => "delivered",
+            Self::Dead => "dead",
+            Self::Obsolete => "obsolete",
+        }
+    }
+}
+
+impl fmt::Display for OutboxState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for OutboxState {
+    type Err = crate::Error;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s.trim())
+            .ok_or_else(|| {
+                crate::Error::Invalid(format!(
+                    "unknown outbox state {s:?}: expected pending, delivered, dead or obsolete"
+                ))
+            })
+    }
+}
+
+/// One order version to push.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// Internal id (grows with time).
+    pub id: i64,
+    /// The order's internal id.
+    pub order_id: i64,
+    /// The order's store number.
+    pub order_number: String,
+    /// The order version this entry delivers.
+    pub version: i64,
+    /// Sent as the `Idempotency-Key` header: the same for every attempt of this version.
+    pub idempotency_key: String,
+    /// Where it stands.
+    pub state: OutboxState,
+    /// Attempts started so far (a claim counts as one, so a crash mid-push counts too).
+    pub attempts: u32,
+    /// Not claimed before this time.
+    pub next_attempt_at: DateTime<Utc>,
+    /// Claimed by a worker until this time; after it, another worker may claim the entry.
+    pub leased_until: Option<DateTime<Utc>>,
+    /// Why the last attempt failed.
+    pub last_error: Option<String>,
+    /// When it was enqueued (the order was accepted).
+    pub created_at: DateTime<Utc>,
+    /// When the last attempt started.
+    pub last_attempt_at: Option<DateTime<Utc>>,
+    /// When 1C acknowledged it.
+    pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// Which entries [`crate::Store::list_outbox`] returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OutboxFilter {
+    /// Only entries in this state.
+    pub state: Option<OutboxState>,
+    /// Only ids greater than this (paging).
+    pub after_id: Option<i64>,
+    /// At most this many (no limit when `None`).
+    pub limit: Option<u32>,
+}
+
+/// The idempotency key of an order version: the number (bytes outside printable ASCII, `%` and
+/// `:` percent-encoded, so it is a valid header value) and the version, e.g. `A-17:2`.
+pub fn idempotency_key(number: &str, version: i64) -> String {
+    let mut key = String::with_capacity(number.len() + 8);
+    for b in number.bytes() {
+        if b.is_ascii_graphic() && b != b'%' && b != b':' {
+            key.push(char::from(b));
+        } else {
+            key.push_str(&format!("%{b:02X}"));
+        }
+    }
+    key.push(':');
+    key.push_str(&version.to_string());
+    key
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_header_safe_and_distinct() {
+        assert_eq!(idempotency_key("A-17", 2), "A-17:2");
+        assert_eq!(
+            idempotency_key("Заказ 1", 1),
+            "%D0%97%D0%B0%D0%BA%D0%B0%D0%B7%201:1"
+        );
+        assert_ne!(idempotency_key("A:1", 2), idempotency_key("A", 12));
+        assert!(idempotency_key("x\u{7f}y%", 3)
+            .bytes()
+            .all(|b| b.is_ascii_graphic()));
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for s in OutboxState::ALL {
+            assert_eq!(s.as_str().parse::<OutboxState>().unwrap(), s);
+        }
+        assert!("lost".parse::<OutboxState>().is_err());
+    }
+}

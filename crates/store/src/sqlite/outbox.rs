@@ -1,0 +1,318 @@
+//! The push outbox on SQLite (migration 0003). One writer serialises every claim
+//! (`BEGIN IMMEDIATE`), so a lease taken with `UPDATE … RETURNING` is exclusive; a lease that
+//! expires (its worker crashed) makes the entry claimable again.
+
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{SqliteConnection, SqliteRow};
+use sqlx::Row;
+use tokio::sync::Notify;
+
+use super::{parse_ts, ts, SqliteStore};
+use crate::outbox::{idempotency_key, OutboxEntry, OutboxFilter, OutboxState};
+use crate::{Error, Result, UpsertOutcome, PUSH_LEDGER_SESSION};
+
+/// Whether upserts enqueue, and whom to wake after a commit that did. Shared by the clones of a
+/// [`SqliteStore`].
+#[derive(Debug, Clone, Default)]
+pub(super) struct Switch(Arc<RwLock<Option<Arc<Notify>>>>);
+
+impl Switch {
+    pub(super) fn enable(&self, wake: Arc<Notify>) -> Result<()> {
+        let mut slot = self
+            .0
+            .write()
+            .map_err(|_| Error::Invalid("the outbox switch is poisoned".to_owned()))?;
+        *slot = Some(wake);
+        Ok(())
+    }
+
+    fn waker(&self) -> Option<Arc<Notify>> {
+        self.0.read().ok().and_then(|g| g.clone())
+    }
+
+    /// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
+    /// outbox is on. Returns whether anything was enqueued (then call [`Switch::wake`] after
+    /// the commit).
+    pub(super) async fn enqueue<'a>(
+        &self,
+        conn: &mut SqliteConnection,
+        outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        if self.waker().is_none() {
+            return Ok(false);
+        }
+        let orders: Vec<_> = outcomes
+            .into_iter()
+            .filter_map(|o| match o {
+                UpsertOutcome::Created(order) | UpsertOutcome::Updated(order) => Some(order),
+                UpsertOutcome::Unchanged(_) => None,
+            })
+            .collect();
+        let now_text = ts(now);
+        for chunk in orders.chunks(ENQUEUE_CHUNK) {
+            let values = vec!["(?, ?, ?, ?, 'pending', 0, ?, ?)"; chunk.len()].join(",");
+            let sql = format!(
+                "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
+                 attempts, next_attempt_at, created_at) VALUES {values} \
+                 ON CONFLICT (order_id, version) DO NOTHING"
+            );
+            let mut q = sqlx::query(&sql);
+            for order in chunk {
+                q = q
+                    .bind(order.id)
+                    .bind(&order.input.number)
+                    .bind(order.version)
+                    .bind(idempotency_key(&order.input.number, order.version))
+                    .bind(&now_text)
+                    .bind(&now_text);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        Ok(!orders.is_empty())
+    }
+
+    /// Wakes the push worker (a permit is kept when it is not waiting, so no wake is lost).
+    pub(super) fn wake(&self) {
+        if let Some(w) = self.waker() {
+            w.notify_one();
+        }
+    }
+}
+
+/// Rows per multi-row INSERT of [`Switch::enqueue`] (6 parameters a row).
+const ENQUEUE_CHUNK: usize = 500;
+
+const COLUMNS: &str = "id, order_id, order_number, version, idempotency_key, state, attempts, \
+     next_attempt_at, leased_until, last_error, created_at, last_attempt_at, delivered_at";
+
+fn opt_ts(row: &SqliteRow, column: &str) -> Result<Option<DateTime<Utc>>> {
+    row.try_get::<Option<String>, _>(column)?
+        .as_deref()
+        .map(parse_ts)
+        .transpose()
+}
+
+fn entry_from_row(row: &SqliteRow) -> Result<OutboxEntry> {
+    let state: String = row.try_get("state")?;
+    let attempts: i64 = row.try_get("attempts")?;
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        order_id: row.try_get("order_id")?,
+        order_number: row.try_get("order_number")?,
+        version: row.try_get("version")?,
+        idempotency_key: row.try_get("idempotency_key")?,
+        state: state
+            .parse()
+            .map_err(|_| Error::Corrupt(format!("bad outbox state {state:?}")))?,
+        attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+        next_attempt_at: parse_ts(&row.try_get::<String, _>("next_attempt_at")?)?,
+        leased_until: opt_ts(row, "leased_until")?,
+        last_error: row.try_get("last_error")?,
+        created_at: parse_ts(&row.try_get::<String, _>("created_at")?)?,
+        last_attempt_at: opt_ts(row, "last_attempt_at")?,
+        delivered_at: opt_ts(row, "delivered_at")?,
+    })
+}
+
+async fn state_of(conn: &mut SqliteConnection, id: i64) -> Result<OutboxState> {
+    let state: Option<String> = sqlx::query_scalar("SELECT state FROM outbox WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    let state = state.ok_or(Error::NotFound)?;
+    state
+        .parse()
+        .map_err(|_| Error::Corrupt(format!("bad outbox state {state:?}")))
+}
+
+fn lease_end(now: DateTime<Utc>, lease: std::time::Duration) -> Result<DateTime<Utc>> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| Error::Invalid(format!("lease {lease:?} too long")))
+}
+
+impl SqliteStore {
+    pub(super) async fn outbox_claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxEntry>> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now_text = ts(now);
+        let until = ts(lease_end(now, lease)?);
+        let mut tx = self.begin_write().await?;
+        // Versions the exchange confirmed, or that a newer version replaced, are not sent.
+        sqlx::query(
+            "UPDATE outbox SET state = 'obsolete', leased_until = NULL, last_error = \
+             CASE WHEN (SELECT confirmed_version FROM orders WHERE id = outbox.order_id) \
+                       >= outbox.version \
+                  THEN 'confirmed by the scheduled exchange' \
+                  ELSE 'superseded by a newer version of the order' END \
+             WHERE state = 'pending' AND next_attempt_at <= ? \
+             AND (leased_until IS NULL OR leased_until <= ?) \
+             AND EXISTS (SELECT 1 FROM orders AS o WHERE o.id = outbox.order_id \
+                         AND (o.confirmed_version >= outbox.version OR o.version > outbox.version))",
+        )
+        .bind(&now_text)
+        .bind(&now_text)
+        .execute(&mut *tx)
+        .await?;
+        let sql = format!(
+            "UPDATE outbox SET leased_until = ?, attempts = attempts + 1, last_attempt_at = ? \
+             WHERE id IN (SELECT id FROM outbox INDEXED BY outbox_pending_idx \
+                          WHERE state = 'pending' AND next_attempt_at <= ? \
+                          AND (leased_until IS NULL OR leased_until <= ?) \
+                          ORDER BY next_attempt_at, id LIMIT ?) \
+             RETURNING {COLUMNS}"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&until)
+            .bind(&now_text)
+            .bind(&now_text)
+            .bind(&now_text)
+            .bind(i64::from(limit))
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let mut entries = rows
+            .iter()
+            .map(entry_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        entries.sort_by_key(|e| e.id);
+        Ok(entries)
+    }
+
+    pub(super) async fn outbox_mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let now_text = ts(now);
+        let mut tx = self.begin_write().await?;
+        let row: Option<(i64, i64)> = sqlx::query_as(
+            "UPDATE outbox SET state = 'delivered', delivered_at = ?, leased_until = NULL, \
+             last_error = NULL WHERE id = ? AND state <> 'delivered' RETURNING order_id, version",
+        )
+        .bind(&now_text)
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((order_id, version)) = row else {
+            // Delivered already (an acknowledgement seen twice), or no such entry.
+            state_of(&mut tx, id).await?;
+            return Ok(false);
+        };
+        // Confirmed once in the ledger: a session that confirmed this version first keeps it.
+        sqlx::query(
+            "INSERT OR IGNORE INTO delivery_ledger \
+             (session_id, order_id, version, offered_at, confirmed_at) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(PUSH_LEDGER_SESSION)
+        .bind(order_id)
+        .bind(version)
+        .bind(&now_text)
+        .bind(&now_text)
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query(
+            "UPDATE orders SET confirmed_version = ? WHERE id = ? AND confirmed_version < ?",
+        )
+        .bind(version)
+        .bind(order_id)
+        .bind(version)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Sets the outcome of a failed attempt of a pending entry.
+    pub(super) async fn outbox_mark_failed(
+        &self,
+        id: i64,
+        next_at: Option<DateTime<Utc>>,
+        error: &str,
+    ) -> Result<()> {
+        let mut tx = self.begin_write().await?;
+        let n = match next_at {
+            Some(at) => sqlx::query(
+                "UPDATE outbox SET next_attempt_at = ?, leased_until = NULL, last_error = ? \
+                 WHERE id = ? AND state = 'pending'",
+            )
+            .bind(ts(at)),
+            None => sqlx::query(
+                "UPDATE outbox SET state = 'dead', leased_until = NULL, last_error = ? \
+                 WHERE id = ? AND state = 'pending'",
+            ),
+        }
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 0 {
+            // Not pending any more (delivered by a slower twin, obsolete): leave it; but an
+            // unknown id is an error.
+            state_of(&mut tx, id).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn outbox_list(&self, filter: &OutboxFilter) -> Result<Vec<OutboxEntry>> {
+        let mut sql = format!("SELECT {COLUMNS} FROM outbox WHERE id > ?");
+        if filter.state.is_some() {
+            sql.push_str(" AND state = ?");
+        }
+        sql.push_str(" ORDER BY id");
+        if filter.limit.is_some() {
+            sql.push_str(" LIMIT ?");
+        }
+        let mut q = sqlx::query(&sql).bind(filter.after_id.unwrap_or(i64::MIN));
+        if let Some(state) = filter.state {
+            q = q.bind(state.as_str());
+        }
+        if let Some(limit) = filter.limit {
+            q = q.bind(i64::from(limit));
+        }
+        let rows = q.fetch_all(&self.reader).await?;
+        rows.iter().map(entry_from_row).collect()
+    }
+
+    pub(super) async fn outbox_requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxEntry> {
+        let mut tx = self.begin_write().await?;
+        match state_of(&mut tx, id).await? {
+            OutboxState::Pending | OutboxState::Dead => {}
+            state @ (OutboxState::Delivered | OutboxState::Obsolete) => {
+                return Err(Error::Conflict(format!(
+                    "outbox entry {id} is {state}; only dead or pending entries are re-queued"
+                )));
+            }
+        }
+        let sql = format!(
+            "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = ?, \
+             leased_until = NULL WHERE id = ? RETURNING {COLUMNS}"
+        );
+        let row = sqlx::query(&sql)
+            .bind(ts(now))
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        self.outbox.wake();
+        entry_from_row(&row)
+    }
+
+    pub(super) async fn outbox_next_due_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let at: Option<String> = sqlx::query_scalar(
+            "SELECT MIN(CASE WHEN leased_until > next_attempt_at THEN leased_until \
+             ELSE next_attempt_at END) FROM outbox WHERE state = 'pending'",
+        )
+        .fetch_one(&self.reader)
+        .await?;
+        at.as_deref().map(parse_ts).transpose()
+    }
+}

@@ -1,0 +1,390 @@
+//! The push outbox contract, written against the trait (`outbox_*` functions take any store),
+//! run here on a real SQLite file. A backend joins by calling the same functions.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use exchange::domain::{Customer, Item, OrderInput};
+use rust_decimal::Decimal;
+use store::{Error, NewSession, OutboxFilter, OutboxState, Store, PUSH_LEDGER_SESSION};
+use tempfile::TempDir;
+use tokio::sync::Notify;
+
+const LEASE: Duration = Duration::from_secs(30);
+
+fn at(seconds: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 10, 0, 0)
+        .single()
+        .expect("valid date")
+        + chrono::Duration::seconds(seconds)
+}
+
+fn order(number: &str) -> OrderInput {
+    OrderInput {
+        number: number.to_owned(),
+        created_at: None,
+        status: None,
+        currency: Some("RUB".to_owned()),
+        customer: Customer {
+            name: Some("Ivan Petrov".to_owned()),
+            ..Customer::default()
+        },
+        delivery: None,
+        payment: None,
+        items: vec![Item {
+            sku: Some("SKU-1".to_owned()),
+            id_1c: None,
+            name: "Kettle".to_owned(),
+            quantity: Decimal::from(2),
+            unit: None,
+            price: Decimal::new(149_990, 2),
+            discount: None,
+            vat_rate: None,
+        }],
+        discounts: Vec::new(),
+        comment: None,
+        properties: Default::default(),
+    }
+}
+
+fn statuses() -> Vec<String> {
+    vec!["N".to_owned(), "P".to_owned()]
+}
+
+async fn due(store: &dyn Store) -> Vec<(String, i64)> {
+    store
+        .orders_due(&statuses(), 0, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|o| (o.input.number, o.version))
+        .collect()
+}
+
+async fn list(store: &dyn Store, state: Option<OutboxState>) -> Vec<store::OutboxEntry> {
+    store
+        .list_outbox(&OutboxFilter {
+            state,
+            ..OutboxFilter::default()
+        })
+        .await
+        .unwrap()
+}
+
+async fn fresh() -> (Arc<dyn Store>, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("obmen.db");
+    let store = store::open(path.to_str().expect("utf-8 path"))
+        .await
+        .expect("open SQLite store");
+    (store, dir)
+}
+
+async fn enabled() -> (Arc<dyn Store>, Arc<Notify>, TempDir) {
+    let (store, dir) = fresh().await;
+    let wake = Arc::new(Notify::new());
+    store.enable_outbox(Arc::clone(&wake)).unwrap();
+    (store, wake, dir)
+}
+
+// ----- the contract -----
+
+pub async fn outbox_enqueues_created_and_changed_orders_only_when_enabled(store: &dyn Store) {
+    store.upsert_order(&order("before"), at(0)).await.unwrap();
+    let wake = Arc::new(Notify::new());
+    store.enable_outbox(Arc::clone(&wake)).unwrap();
+    assert!(
+        list(store, None).await.is_empty(),
+        "nothing before enabling"
+    );
+
+    store.upsert_order(&order("A-1"), at(1)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(1), wake.notified())
+        .await
+        .expect("the commit wakes the worker");
+    let entries = list(store, None).await;
+    assert_eq!(entries.len(), 1);
+    let e = &entries[0];
+    assert_eq!((e.order_number.as_str(), e.version), ("A-1", 1));
+    assert_eq!(e.idempotency_key, "A-1:1");
+    assert_eq!(e.state, OutboxState::Pending);
+    assert_eq!(e.attempts, 0);
+    assert_eq!(e.next_attempt_at, at(1));
+    assert_eq!(e.created_at, at(1));
+
+    // A replayed POST writes nothing; a changed body enqueues the new version.
+    store.upsert_order(&order("A-1"), at(2)).await.unwrap();
+    assert_eq!(list(store, None).await.len(), 1);
+    let mut changed = order("A-1");
+    changed.comment = Some("call first".to_owned());
+    store.upsert_order(&changed, at(3)).await.unwrap();
+    let keys: Vec<String> = list(store, None)
+        .await
+        .into_iter()
+        .map(|e| e.idempotency_key)
+        .collect();
+    assert_eq!(keys, ["A-1:1", "A-1:2"]);
+
+    // A bulk load enqueues its created and changed orders, not the unchanged ones.
+    let mut again = changed.clone();
+    again.comment = Some("call twice".to_owned());
+    store
+        .upsert_orders(&[order("B-1"), changed.clone(), again, order("B-2")], at(4))
+        .await
+        .unwrap();
+    let keys: Vec<String> = list(store, None)
+        .await
+        .into_iter()
+        .map(|e| e.idempotency_key)
+        .collect();
+    assert_eq!(keys.len(), 5, "{keys:?}");
+    for k in ["B-1:1", "A-1:3", "B-2:1"] {
+        assert!(keys.iter().any(|x| x == k), "{k} missing in {keys:?}");
+    }
+}
+
+pub async fn outbox_claims_lease_and_expire(store: &dyn Store) {
+    for n in ["C-1", "C-2", "C-3"] {
+        store.upsert_order(&order(n), at(0)).await.unwrap();
+    }
+    let first = store.claim_due(at(1), 2, LEASE).await.unwrap();
+    let numbers: Vec<&str> = first.iter().map(|e| e.order_number.as_str()).collect();
+    assert_eq!(numbers, ["C-1", "C-2"]);
+    assert!(first.iter().all(|e| e.attempts == 1));
+    assert_eq!(first[0].leased_until, Some(at(31)));
+    // Leased entries are not claimed again before the lease ends.
+    let second = store.claim_due(at(2), 10, LEASE).await.unwrap();
+    assert_eq!(second.len(), 1);
+    assert_eq!(second[0].order_number, "C-3");
+    assert!(store.claim_due(at(3), 10, LEASE).await.unwrap().is_empty());
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(at(31)));
+    // A crashed worker's claims expire and count as attempts.
+    let again = store.claim_due(at(31), 10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 2);
+    assert!(again.iter().all(|e| e.attempts == 2));
+    assert!(store.claim_due(at(0), 10, LEASE).await.unwrap().is_empty());
+}
+
+pub async fn outbox_delivery_confirms_the_version_in_the_ledger(store: &dyn Store) {
+    store.upsert_order(&order("D-1"), at(0)).await.unwrap();
+    store.upsert_order(&order("D-2"), at(0)).await.unwrap();
+    assert_eq!(due(store).await.len(), 2);
+    let claimed = store.claim_due(at(1), 10, LEASE).await.unwrap();
+    let d1 = claimed.iter().find(|e| e.order_number == "D-1").unwrap();
+    assert!(store.mark_delivered(d1.id, at(2)).await.unwrap());
+    // Acknowledged twice: the state is as after the first.
+    assert!(!store.mark_delivered(d1.id, at(3)).await.unwrap());
+    assert_eq!(due(store).await, [("D-2".to_owned(), 1)]);
+    let delivered = list(store, Some(OutboxState::Delivered)).await;
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(delivered[0].delivered_at, Some(at(2)));
+    assert_eq!(delivered[0].leased_until, None);
+    assert!(matches!(
+        store.mark_delivered(9_999, at(2)).await,
+        Err(Error::NotFound)
+    ));
+
+    // A later change is due again and pushed again under a new key.
+    let mut changed = order("D-1");
+    changed.status = Some("P".to_owned());
+    store.upsert_order(&changed, at(4)).await.unwrap();
+    assert!(due(store).await.contains(&("D-1".to_owned(), 2)));
+    let next = store.claim_due(at(5), 10, LEASE).await.unwrap();
+    assert!(next.iter().any(|e| e.idempotency_key == "D-1:2"));
+
+    // An exchange session that offers version 1 again cannot confirm it a second time.
+    let s = store
+        .create_session(
+            &NewSession {
+                user: "1c".into(),
+                cookie: "cookie-d".into(),
+                sessid: "s".into(),
+            },
+            at(6),
+        )
+        .await
+        .unwrap();
+    store
+        .record_offered(s.id, &[(d1.order_id, 1)], at(6))
+        .await
+        .unwrap();
+    assert_eq!(store.confirm_session(s.id, at(7)).await.unwrap(), 0);
+    assert!(PUSH_LEDGER_SESSION < s.id);
+}
+
+pub async fn outbox_skips_versions_the_exchange_confirmed(store: &dyn Store) {
+    store.upsert_order(&order("E-1"), at(0)).await.unwrap();
+    store.upsert_order(&order("E-2"), at(0)).await.unwrap();
+    // 1C fetches both with query and says success before the worker claims anything.
+    let s = store
+        .create_session(
+            &NewSession {
+                user: "1c".into(),
+                cookie: "cookie-e".into(),
+                sessid: "s".into(),
+            },
+            at(1),
+        )
+        .await
+        .unwrap();
+    let offered: Vec<(i64, i64)> = store
+        .orders_due(&statuses(), 0, 10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| (o.id, o.version))
+        .collect();
+    store.record_offered(s.id, &offered, at(1)).await.unwrap();
+    assert_eq!(store.confirm_session(s.id, at(2)).await.unwrap(), 2);
+    assert!(store.claim_due(at(3), 10, LEASE).await.unwrap().is_empty());
+    let obsolete = list(store, Some(OutboxState::Obsolete)).await;
+    assert_eq!(obsolete.len(), 2);
+    assert!(obsolete[0]
+        .last_error
+        .as_deref()
+        .unwrap()
+        .contains("scheduled exchange"));
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+
+    // A version replaced before it went out is not sent; the newest is.
+    store.upsert_order(&order("E-3"), at(4)).await.unwrap();
+    let mut changed = order("E-3");
+    changed.comment = Some("v2".into());
+    store.upsert_order(&changed, at(5)).await.unwrap();
+    let claimed = store.claim_due(at(6), 10, LEASE).await.unwrap();
+    let keys: Vec<&str> = claimed.iter().map(|e| e.idempotency_key.as_str()).collect();
+    assert_eq!(keys, ["E-3:2"]);
+    assert!(matches!(
+        store.requeue(obsolete[0].id, at(7)).await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+pub async fn outbox_retries_dead_letters_and_requeues(store: &dyn Store) {
+    store.upsert_order(&order("F-1"), at(0)).await.unwrap();
+    let e = store.claim_due(at(1), 10, LEASE).await.unwrap().remove(0);
+    store.mark_retry(e.id, at(10), "HTTP 503").await.unwrap();
+    assert!(store.claim_due(at(9), 10, LEASE).await.unwrap().is_empty());
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(at(10)));
+    let e = store.claim_due(at(10), 10, LEASE).await.unwrap().remove(0);
+    assert_eq!(e.attempts, 2);
+    assert_eq!(e.last_error.as_deref(), Some("HTTP 503"));
+
+    store.mark_dead(e.id, "HTTP 400: bad order").await.unwrap();
+    let dead = list(store, Some(OutboxState::Dead)).await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].last_error.as_deref(), Some("HTTP 400: bad order"));
+    assert!(store
+        .claim_due(at(100), 10, LEASE)
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(store.outbox_next_due().await.unwrap(), None);
+    // The failed push leaves the order to the scheduled exchange.
+    assert_eq!(due(store).await, [("F-1".to_owned(), 1)]);
+
+    let back = store.requeue(e.id, at(200)).await.unwrap();
+    assert_eq!(back.state, OutboxState::Pending);
+    assert_eq!(back.attempts, 0);
+    assert_eq!(back.next_attempt_at, at(200));
+    let again = store.claim_due(at(200), 10, LEASE).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].attempts, 1);
+    assert!(store.mark_delivered(e.id, at(201)).await.unwrap());
+    assert!(due(store).await.is_empty());
+    assert!(matches!(
+        store.requeue(e.id, at(202)).await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(matches!(
+        store.requeue(12_345, at(202)).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        store.mark_retry(12_345, at(202), "x").await,
+        Err(Error::NotFound)
+    ));
+    // A late failure report of a delivered entry changes nothing.
+    store.mark_dead(e.id, "late").await.unwrap();
+    assert_eq!(list(store, Some(OutboxState::Delivered)).await.len(), 1);
+}
+
+// ----- SQLite -----
+
+#[tokio::test]
+async fn sqlite_enqueues_created_and_changed_orders_only_when_enabled() {
+    let (store, _dir) = fresh().await;
+    outbox_enqueues_created_and_changed_orders_only_when_enabled(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn sqlite_claims_lease_and_expire() {
+    let (store, _wake, _dir) = enabled().await;
+    outbox_claims_lease_and_expire(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn sqlite_delivery_confirms_the_version_in_the_ledger() {
+    let (store, _wake, _dir) = enabled().await;
+    outbox_delivery_confirms_the_version_in_the_ledger(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn sqlite_skips_versions_the_exchange_confirmed() {
+    let (store, _wake, _dir) = enabled().await;
+    outbox_skips_versions_the_exchange_confirmed(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn sqlite_retries_dead_letters_and_requeues() {
+    let (store, _wake, _dir) = enabled().await;
+    outbox_retries_dead_letters_and_requeues(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn sqlite_outbox_survives_reopen_and_concurrent_claims_never_overlap() {
+    let (store, _wake, dir) = enabled().await;
+    let inputs: Vec<OrderInput> = (0..200).map(|i| order(&format!("G-{i}"))).collect();
+    store.upsert_orders(&inputs, at(0)).await.unwrap();
+    drop(store);
+    // A second process on the same file (two handles) after a restart.
+    let path = dir.path().join("obmen.db");
+    let a = store::open(path.to_str().unwrap()).await.unwrap();
+    let b = store::open(path.to_str().unwrap()).await.unwrap();
+    let mut tasks = Vec::new();
+    for s in [a, b] {
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_due(at(1), 7, LEASE).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|e| e.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    let before = all.len();
+    all.dedup();
+    assert_eq!(before, 200, "every entry claimed");
+    assert_eq!(all.len(), 200, "no entry claimed twice");
+}
+
+#[tokio::test]
+async fn sqlite_disabled_outbox_writes_nothing() {
+    let (store, _dir) = fresh().await;
+    store.upsert_order(&order("H-1"), at(0)).await.unwrap();
+    store
+        .upsert_orders(&[order("H-2"), order("H-3")], at(0))
+        .await
+        .unwrap();
+    assert!(list(store.as_ref(), None).await.is_empty());
+    assert!(store.claim_due(at(1), 10, LEASE).await.unwrap().is_empty());
+}
