@@ -149,6 +149,12 @@ pub fn interpret(doc: &Document, mapping: &StatusMapping) -> Incoming {
             doc.requisite(t::REQ_STATUS_ID),
             doc.requisite(t::REQ_STATUS),
         );
+        if inc.status_name.is_none() {
+            // Only the code came: 1C's name for it is the mapped one (keeps `status_1c` current).
+            if let StatusResolution::Mapped(code) = &inc.status {
+                inc.status_name = mapping.by_code(code).map(|e| e.name_1c.clone());
+            }
+        }
         inc.cancelled = flag(t::REQ_CANCELLED, &mut warnings);
     } else {
         inc.status = StatusResolution::Absent;
@@ -338,6 +344,16 @@ mod tests {
         assert_eq!(u.number_1c.as_deref(), Some("L319"));
         assert_eq!(u.payment_number_1c.as_deref(), Some("ТДЦУ-000001"));
         assert!(u.messages.is_empty());
+    }
+
+    #[test]
+    fn a_code_alone_reports_the_mapped_1c_name() {
+        let m = StatusMapping::default();
+        let mut o = order();
+        o.status_1c = Some("В работе".into());
+        let u = plan(&o, &interpret(&doc(&[(t::REQ_STATUS_ID, "F")]), &m));
+        assert_eq!(u.status.as_deref(), Some("F"));
+        assert_eq!(u.status_1c.as_deref(), Some("Передан курьеру"));
     }
 
     #[test]

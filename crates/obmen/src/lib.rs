@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod config;
 pub mod convert;
+pub mod demo;
 pub mod export;
 pub mod http;
 pub mod import;

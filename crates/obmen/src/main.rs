@@ -30,6 +30,8 @@ enum Command {
     /// Bulk operations on orders.
     #[command(subcommand)]
     Orders(obmen::orders::Command),
+    /// Show a whole exchange on one screen: a temporary gateway, a few orders, two 1C sessions.
+    Demo(obmen::demo::Args),
 }
 
 fn main() -> ExitCode {
@@ -41,6 +43,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => obmen::startup::serve_command(&args),
         Command::Config(command) => obmen::config::run(&command),
         Command::Orders(command) => obmen::orders::run(&command),
+        Command::Demo(args) => obmen::demo::run(&args),
     };
     match result {
         Ok(code) => code,
