@@ -259,7 +259,9 @@ fn prefixed_namespace_and_local_names() {
     let (root, items) = read(&xml);
     assert_eq!(root.namespace.as_deref(), Some(t::NAMESPACE_3));
     assert_eq!(
-        root.schema_version.as_ref().map(commerceml::SchemaVersion::as_str),
+        root.schema_version
+            .as_ref()
+            .map(commerceml::SchemaVersion::as_str),
         Some("3.1")
     );
     assert!(root.attributes.iter().any(|(k, v)| k == t::ID && v == "7"));
