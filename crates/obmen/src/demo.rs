@@ -425,16 +425,8 @@ async fn scenario(gw: &Gateway, dir: &std::path::Path) -> anyhow::Result<String>
     )?;
     writeln!(
         w,
-        "  {:<6} {:<7} {:<17} {:<5} {:<7} {:<10} {:<9} {:<9}  {}",
-        "order",
-        "status",
-        "1C status",
-        "paid",
-        "shipped",
-        "1C number",
-        "payment",
-        "shipment",
-        "status history"
+        "  {:<6} {:<7} {:<17} {:<5} {:<7} {:<10} {:<9} {:<9}  status history",
+        "order", "status", "1C status", "paid", "shipped", "1C number", "payment", "shipment",
     )?;
     for n in ["1001", "1002", "1003", "1004"] {
         let o = gw.order(n).await?;
