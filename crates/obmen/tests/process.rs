@@ -286,3 +286,53 @@ fn config_example_parses_and_check_reports_problems() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("OBMEN_EXCHANGE__FILE_LIMIT"));
 }
+
+#[test]
+fn orders_import_loads_jsonl_idempotently_and_names_bad_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("orders.jsonl");
+    let order = |n: &str| {
+        serde_json::json!({"number": n, "customer": {"name": "Покупатель"},
+                           "items": [{"name": "Товар", "quantity": 1, "price": "10.00"}]})
+        .to_string()
+    };
+    std::fs::write(&file, format!("{}\n\n{}\n", order("J-1"), order("J-2"))).unwrap();
+    let run = |path: &Path| {
+        Command::new(BIN)
+            .args(["orders", "import", "--quiet"])
+            .arg(path)
+            .current_dir(dir.path())
+            .env("OBMEN_DATABASE_URL", dir.path().join("obmen.db"))
+            .output()
+            .unwrap()
+    };
+    let out = run(&file);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "2 created, 0 updated, 0 unchanged\n"
+    );
+    let out = run(&file);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "0 created, 0 updated, 2 unchanged\n"
+    );
+
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!("{}\n{{\"number\": \"J-3\", \"customer\": {{}}, \"items\": [{{\"name\": \"x\", \"quantity\": \"many\", \"price\": 1}}]}}\n", order("J-1")),
+    )
+    .unwrap();
+    let out = run(&bad);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.jsonl:2: field items[0].quantity"),
+        "{err}"
+    );
+}
