@@ -515,3 +515,68 @@ async fn schema_3_1_answer_holds_one_container_per_order() {
     assert!(text.contains(&format!("{}=\"3.1\"", tags::ATTR_SCHEMA_VERSION)));
     t.stop().await;
 }
+
+/// `obmen emulate-1c` as a process, with `--json`.
+async fn emulate_1c_cli(t: &TestApp, extra: &[&str]) -> Value {
+    let state = t.dir.path().join("cli-1c.db").display().to_string();
+    let url = t.url("/bitrix/admin/1c_exchange.php");
+    let mut args: Vec<String> = [
+        "emulate-1c",
+        "--url",
+        &url,
+        "--user",
+        USER,
+        "--password",
+        PASSWORD,
+        "--state",
+        &state,
+        "--json",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_obmen"))
+            .args(&args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(stdout.trim()).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_emulate_1c_command_negotiates_3_1_and_stops_after_query() {
+    let t = TestApp::spawn().await;
+    post_all(&t, &["P-1", "P-2"]).await;
+    let s = emulate_1c_cli(&t, &["--version", "3.1", "--no-success"]).await;
+    assert_eq!(s["received"], 2);
+    assert_eq!(s["created"], 2);
+    assert_eq!(s["sent"], 0);
+    assert_eq!(t.sessions().await["sessions"][0]["version"], "3.1");
+    assert_eq!(t.order("P-1").await["status"], "N");
+
+    let s = emulate_1c_cli(&t, &["--version", "3.1", "--encoding", "windows-1251"]).await;
+    assert_eq!(
+        (s["received"].as_u64(), s["created"].as_u64()),
+        (Some(2), Some(0))
+    );
+    assert_eq!(s["updated"], 2);
+    assert_eq!(s["duplicates"], 0);
+    assert_eq!(s["sent"], 2);
+    assert_eq!(s["messages"], serde_json::json!([]));
+    for n in ["P-1", "P-2"] {
+        assert_eq!(t.order(n).await["status"], "P", "{n}");
+    }
+    let s = emulate_1c_cli(&t, &["--version", "3.1"]).await;
+    assert_eq!(s["received"], 0);
+    t.stop().await;
+}
