@@ -10,6 +10,7 @@
 //! * `confirm_session` locks the offered orders, then confirms only versions no other session
 //!   has confirmed; a partial unique index keeps each version confirmed at most once;
 //! * appends to one uploaded file are serialised by a transaction-scoped advisory lock.
+//! * the push outbox is claimed with `FOR UPDATE SKIP LOCKED` and a lease (see `outbox`).
 //!
 //! Bulk methods (`upsert_orders`, `apply_updates`, `orders_due`) use a few statements per batch
 //! (array parameters with `UNNEST`), not one round trip per order.
@@ -25,9 +26,11 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::Row;
 
 use crate::{
-    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Result, Session,
-    SessionReport, Store, Update, UpsertOutcome,
+    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
+    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
 };
+
+mod outbox;
 
 /// Connections per instance.
 const MAX_CONNECTIONS: u32 = 8;
@@ -40,6 +43,8 @@ const INSERT_RACE_ATTEMPTS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Push outbox switch (off until [`Store::enable_outbox`]).
+    outbox: outbox::Switch,
 }
 
 impl PgStore {
@@ -54,7 +59,10 @@ impl PgStore {
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            outbox: outbox::Switch::default(),
+        })
     }
 
     /// Closes the connections (waits for them to be returned).
@@ -701,7 +709,11 @@ impl Store for PgStore {
     async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
         let mut tx = self.begin().await?;
         let mut outcomes = upsert_all(&mut tx, std::slice::from_ref(input), now).await?;
+        let enqueued = self.outbox.enqueue(&mut tx, &outcomes, now).await?;
         tx.commit().await?;
+        if enqueued {
+            self.outbox.wake();
+        }
         outcomes
             .pop()
             .ok_or_else(|| Error::Corrupt("an upsert produced no outcome".to_owned()))
@@ -714,7 +726,11 @@ impl Store for PgStore {
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin().await?;
         let outcomes = upsert_all(&mut tx, inputs, now).await?;
+        let enqueued = self.outbox.enqueue(&mut tx, &outcomes, now).await?;
         tx.commit().await?;
+        if enqueued {
+            self.outbox.wake();
+        }
         Ok(outcomes)
     }
 
@@ -1281,5 +1297,42 @@ impl Store for PgStore {
             .await?;
         tx.commit().await?;
         Ok(stored)
+    }
+
+    fn enable_outbox(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        self.outbox.enable(wake)
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<OutboxEntry>> {
+        self.outbox_claim_due(now, limit, lease).await
+    }
+
+    async fn mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        self.outbox_mark_delivered(id, now).await
+    }
+
+    async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.outbox_mark_failed(id, Some(next_at), error).await
+    }
+
+    async fn mark_dead(&self, id: i64, error: &str) -> Result<()> {
+        self.outbox_mark_failed(id, None, error).await
+    }
+
+    async fn list_outbox(&self, filter: &OutboxFilter) -> Result<Vec<OutboxEntry>> {
+        self.outbox_list(filter).await
+    }
+
+    async fn requeue(&self, id: i64, now: DateTime<Utc>) -> Result<OutboxEntry> {
+        self.outbox_requeue(id, now).await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        self.outbox_next_due_at().await
     }
 }

@@ -388,3 +388,54 @@ async fn sqlite_disabled_outbox_writes_nothing() {
     assert!(list(store.as_ref(), None).await.is_empty());
     assert!(store.claim_due(at(1), 10, LEASE).await.unwrap().is_empty());
 }
+
+// ----- PostgreSQL (when OBMEN_TEST_POSTGRES_URL is set; see tests/pg) -----
+
+#[allow(dead_code)]
+mod pg;
+
+async fn pg_enabled() -> Option<(Arc<dyn Store>, pg::SchemaGuard)> {
+    let (store, guard) = pg::fresh().await?;
+    store.enable_outbox(Arc::new(Notify::new())).unwrap();
+    Some((store, guard))
+}
+
+#[tokio::test]
+async fn pg_enqueues_created_and_changed_orders_only_when_enabled() {
+    let Some((store, _guard)) = pg::fresh().await else {
+        return;
+    };
+    outbox_enqueues_created_and_changed_orders_only_when_enabled(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_claims_lease_and_expire() {
+    let Some((store, _guard)) = pg_enabled().await else {
+        return;
+    };
+    outbox_claims_lease_and_expire(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_delivery_confirms_the_version_in_the_ledger() {
+    let Some((store, _guard)) = pg_enabled().await else {
+        return;
+    };
+    outbox_delivery_confirms_the_version_in_the_ledger(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_skips_versions_the_exchange_confirmed() {
+    let Some((store, _guard)) = pg_enabled().await else {
+        return;
+    };
+    outbox_skips_versions_the_exchange_confirmed(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_retries_dead_letters_and_requeues() {
+    let Some((store, _guard)) = pg_enabled().await else {
+        return;
+    };
+    outbox_retries_dead_letters_and_requeues(store.as_ref()).await;
+}

@@ -345,3 +345,127 @@ async fn concurrent_bulk_loads_of_the_same_orders() {
     assert_eq!(all.len(), 500);
     assert!(all.iter().all(|o| o.version == 1 && o.history.len() == 1));
 }
+
+/// Push workers on two instances claim the outbox at once: every entry is leased to exactly one
+/// worker, delivered once, and its version confirmed once in the ledger (so `query` no longer
+/// offers it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn outbox_workers_on_two_instances_claim_each_entry_once() {
+    let Some((a, b, _guard, mut conn)) = two_instances().await else {
+        return;
+    };
+    for s in [&a, &b] {
+        s.enable_outbox(Arc::new(tokio::sync::Notify::new()))
+            .unwrap();
+    }
+    let n = 240;
+    let inputs: Vec<_> = (0..n).map(|i| order(&format!("P-{i:04}"))).collect();
+    a.upsert_orders(&inputs[..n / 2], at(0)).await.unwrap();
+    for input in &inputs[n / 2..] {
+        b.upsert_order(input, at(0)).await.unwrap();
+    }
+    let mut workers = Vec::new();
+    for k in 0..4 {
+        let store = if k % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .claim_due(at(1), 9, std::time::Duration::from_secs(300))
+                    .await
+                    .expect("claim_due");
+                if claimed.is_empty() {
+                    break;
+                }
+                for entry in claimed {
+                    assert_eq!(entry.attempts, 1, "{entry:?}");
+                    assert!(store.mark_delivered(entry.id, at(2)).await.unwrap());
+                    mine.push(entry.id);
+                }
+            }
+            mine
+        }));
+    }
+    let mut claimed: Vec<i64> = Vec::new();
+    for w in workers {
+        claimed.extend(w.await.expect("worker"));
+    }
+    claimed.sort_unstable();
+    let total = claimed.len();
+    claimed.dedup();
+    assert_eq!(total, n, "each entry claimed once");
+    assert_eq!(claimed.len(), n);
+    let delivered = a
+        .list_outbox(&store::OutboxFilter {
+            state: Some(store::OutboxState::Delivered),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(delivered.len(), n);
+    // A second acknowledgement changes nothing.
+    assert!(!b.mark_delivered(delivered[0].id, at(3)).await.unwrap());
+    // Delivered by push = confirmed once in the ledger, so the exchange offers nothing.
+    let ledger = confirmations(&mut conn).await;
+    assert_eq!(ledger.len(), n);
+    assert!(ledger.iter().all(|(_, v, c)| *v == 1 && *c == 1));
+    assert!(all_due(&*a, &statuses(), 100).await.is_empty());
+    assert_eq!(a.outbox_next_due().await.unwrap(), None);
+}
+
+/// A lease that expires (its worker died) makes the entry claimable by another instance; a
+/// newer version or a confirmation by the exchange makes an entry obsolete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbox_leases_expire_and_stale_versions_are_not_pushed() {
+    let Some((a, b, _guard, _conn)) = two_instances().await else {
+        return;
+    };
+    a.enable_outbox(Arc::new(tokio::sync::Notify::new()))
+        .unwrap();
+    let lease = std::time::Duration::from_secs(60);
+    let first = a.upsert_order(&order("L-1"), at(0)).await.unwrap();
+    let claimed = a.claim_due(at(1), 10, lease).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].order_id, first.order().id);
+    // Leased: nobody else gets it until the lease ends.
+    assert!(b.claim_due(at(1), 10, lease).await.unwrap().is_empty());
+    assert_eq!(a.outbox_next_due().await.unwrap(), Some(at(2)));
+    let again = b.claim_due(at(2), 10, lease).await.unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].id, claimed[0].id);
+    assert_eq!(again[0].attempts, 2);
+    b.mark_retry(again[0].id, at(5), "503 from 1C")
+        .await
+        .unwrap();
+    assert!(a.claim_due(at(4), 10, lease).await.unwrap().is_empty());
+
+    // The store changes the order: version 2 gets its own entry, version 1 becomes obsolete.
+    let mut changed = order("L-1");
+    changed.comment = Some("v2".to_owned());
+    a.upsert_order(&changed, at(6)).await.unwrap();
+    // The exchange delivers and confirms version 2 before the push worker runs.
+    let s = new_session(&*b, 7).await;
+    b.record_offered(s, &[(first.order().id, 2)], at(7))
+        .await
+        .unwrap();
+    assert_eq!(b.confirm_session(s, at(8)).await.unwrap(), 1);
+    assert!(a.claim_due(at(9), 10, lease).await.unwrap().is_empty());
+    let all = a.list_outbox(&Default::default()).await.unwrap();
+    assert_eq!(all.len(), 2);
+    assert!(all
+        .iter()
+        .all(|e| e.state == store::OutboxState::Obsolete && e.last_error.is_some()));
+    // Obsolete entries are not re-queued; an unknown id is NotFound.
+    assert!(matches!(
+        a.requeue(all[0].id, at(10)).await,
+        Err(store::Error::Conflict(_))
+    ));
+    assert!(matches!(
+        a.requeue(9_999, at(10)).await,
+        Err(store::Error::NotFound)
+    ));
+}
