@@ -29,6 +29,17 @@ const OPTIONAL_KEYS: &[&[&str]] = &[
     &["webhook", "url"],
     &["webhook", "secret"],
     &["exchange", "currency"],
+    &["push", "url"],
+    &["push", "user"],
+    &["push", "password"],
+];
+
+/// Fixed environment names of the push settings (besides the generic `OBMEN_PUSH__…`).
+const PUSH_ENV: &[(&str, &str)] = &[
+    ("OBMEN_PUSH_URL", "url"),
+    ("OBMEN_PUSH_USER", "user"),
+    ("OBMEN_PUSH_PASSWORD", "password"),
+    ("OBMEN_PUSH_FORMAT", "format"),
 ];
 
 /// A secret string: never printed by `Debug`.
@@ -84,6 +95,8 @@ pub struct Config {
     pub webhook: Webhook,
     /// The sale exchange: what is exported and how, and the status mapping.
     pub exchange: ExchangeSettings,
+    /// Real-time push of orders to a 1C HTTP service (on when `push.url` is set).
+    pub push: crate::push::PushConfig,
 }
 
 /// Size limits.
@@ -208,6 +221,7 @@ impl Default for Config {
             info: InfoLists::default(),
             webhook: Webhook::default(),
             exchange: ExchangeSettings::default(),
+            push: crate::push::PushConfig::default(),
         }
     }
 }
@@ -250,7 +264,10 @@ impl Config {
             let Some(key) = name.strip_prefix("OBMEN_") else {
                 continue;
             };
-            let path: Vec<String> = key.split("__").map(str::to_ascii_lowercase).collect();
+            let path: Vec<String> = match PUSH_ENV.iter().find(|(n, _)| *n == name) {
+                Some((_, k)) => vec!["push".to_owned(), (*k).to_owned()],
+                None => key.split("__").map(str::to_ascii_lowercase).collect(),
+            };
             apply_env(&mut merged, &defaults, &path, &value)
                 .with_context(|| format!("environment variable {name}"))?;
         }
@@ -328,6 +345,7 @@ impl Config {
         if let Err(e) = self.exchange.validate() {
             problems.push(format!("exchange: {e}"));
         }
+        problems.extend(self.push.problems());
         problems
     }
 }

@@ -11,6 +11,7 @@ pub mod import;
 pub mod info;
 pub mod metrics;
 pub mod orders;
+pub mod push;
 pub mod startup;
 pub mod unzip;
 pub mod validate;

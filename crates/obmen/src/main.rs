@@ -30,6 +30,9 @@ enum Command {
     /// Bulk operations on orders.
     #[command(subcommand)]
     Orders(obmen::orders::Command),
+    /// The real-time push outbox: list entries, re-queue dead letters.
+    #[command(subcommand)]
+    Outbox(obmen::push::Command),
     /// Show a whole exchange on one screen: a temporary gateway, a few orders, two 1C sessions.
     Demo(obmen::demo::Args),
 }
@@ -43,6 +46,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => obmen::startup::serve_command(&args),
         Command::Config(command) => obmen::config::run(&command),
         Command::Orders(command) => obmen::orders::run(&command),
+        Command::Outbox(command) => {
+            obmen::push::run(&command, std::sync::Arc::new(exchange::clock::SystemClock))
+        }
         Command::Demo(args) => obmen::demo::run(&args),
     };
     match result {

@@ -34,6 +34,8 @@ pub struct App {
     pub credentials: Credentials,
     /// Webhook sender, when configured.
     pub webhook: Option<Webhook>,
+    /// Real-time push worker, when `push.url` is set.
+    pub push: Option<Arc<crate::push::Pusher>>,
 }
 
 impl std::fmt::Debug for App {
@@ -95,7 +97,20 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Pr
             Arc::clone(&clock),
         )
     });
+    let push = if config.push.enabled() {
+        let rng: crate::push::Rng =
+            Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy());
+        Some(Arc::new(crate::push::Pusher::new(
+            &config,
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            rng,
+        )?))
+    } else {
+        None
+    };
     let app = App {
+        push,
         credentials: Credentials {
             user: config.exchange_user.clone(),
             hash,
@@ -120,6 +135,10 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     let router = crate::http::router(Arc::clone(&app));
     let worker = app.webhook.as_ref().map(|w| tokio::spawn(w.clone().run()));
+    let pusher = app
+        .push
+        .clone()
+        .map(|p| tokio::spawn(p.run(std::future::pending::<()>())));
     let result = axum::serve(
         listener,
         router.into_make_service_with_connect_info::<SocketAddr>(),
@@ -129,6 +148,9 @@ pub async fn serve(
     .context("HTTP server failed");
     if let Some(w) = worker {
         w.abort();
+    }
+    if let Some(p) = pusher {
+        p.abort();
     }
     result
 }

@@ -299,8 +299,9 @@ async fn store(
     numbers: &[String],
     body: &[u8],
 ) -> Result<Stored> {
-    let mut conn = state.pool.acquire().await?;
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    // A sqlx transaction, so a request cancelled mid-way (the pushing client died or timed out)
+    // rolls back when dropped instead of leaving its pooled connection inside a transaction.
+    let mut conn = state.pool.begin_with("BEGIN IMMEDIATE").await?;
     let result = async {
         if let Some(k) = key {
             let seen = sqlx::query("SELECT 1 FROM idempotency_keys WHERE key = ?")
@@ -334,7 +335,10 @@ async fn store(
         Ok::<_, Error>(Stored::New(arrivals))
     }
     .await;
-    let end = if result.is_ok() { "COMMIT" } else { "ROLLBACK" };
-    sqlx::query(end).execute(&mut *conn).await?;
+    if result.is_ok() {
+        conn.commit().await?;
+    } else {
+        conn.rollback().await?;
+    }
     result
 }

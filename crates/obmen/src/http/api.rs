@@ -28,6 +28,7 @@ pub fn router(app: Arc<App>) -> Router<Arc<App>> {
         .route("/orders", get(list_orders).post(create_order))
         .route("/orders/{number}", get(get_order).put(update_order))
         .route("/exchange/sessions", get(sessions))
+        .route("/outbox", get(crate::push::list_handler))
         .route_layer(middleware::from_fn_with_state(app, bearer));
     Router::new()
         .route("/openapi.json", get(openapi))

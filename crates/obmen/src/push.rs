@@ -1,0 +1,528 @@
+//! Real-time push: orders written to the outbox (in the same transaction as the order, see
+//! `store::Store::enable_outbox`) are POSTed to 1C's HTTP service by a worker.
+//!
+//! Each attempt sends one order version — a CommerceML document of the one order (UTF-8) or the
+//! order as JSON — with `Idempotency-Key: <number>:<version>` and Basic auth. A 2xx marks the
+//! entry delivered and confirms that version in the delivery ledger (so `query` does not offer
+//! it again). A failure is classified by `exchange::retry::Failure::classify`: transient ones
+//! are retried after `RetryPolicy::next` (exponential backoff with jitter from an injected
+//! RNG), permanent ones and the last attempt dead-letter the entry, which leaves the order to
+//! the scheduled exchange. Claims are leases: a worker killed mid-push loses nothing, its
+//! entries become claimable again when the lease ends, and the idempotency key lets 1C
+//! recognise the repeat.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use chrono::{DateTime, Utc};
+use commerceml::{OutputEncoding, SchemaVersion, WriteOptions, Writer};
+use exchange::clock::Clock;
+use exchange::retry::{Failure, Next, RetryPolicy};
+use exchange::settings::ExchangeSettings;
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+use store::{OutboxEntry, OutboxFilter, OutboxState, Store};
+use tokio::sync::Notify;
+
+use crate::config::{Config, Secret};
+use crate::http::problem::Problem;
+use crate::startup::App;
+
+/// Longest sleep of the worker between looks at the outbox (entries enqueued by another
+/// process, e.g. `obmen orders import`, or re-queued by `obmen outbox retry`, are seen within
+/// this time).
+const POLL: Duration = Duration::from_secs(1);
+
+/// What a push carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PushFormat {
+    /// A CommerceML document holding the one order, UTF-8.
+    #[default]
+    Commerceml,
+    /// The order as JSON (as `GET /api/v1/orders/{number}` shows it).
+    Json,
+}
+
+/// The `[push]` section.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PushConfig {
+    /// URL of 1C's HTTP service; setting it turns push on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Basic-auth login.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// Basic-auth password.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// Payload format.
+    pub format: PushFormat,
+    /// CommerceML schema version of the pushed document.
+    pub schema_version: String,
+    /// Milliseconds one push may take.
+    pub timeout_ms: u64,
+    /// Pushes in flight at once.
+    pub concurrency: u32,
+    /// Retries: attempts, backoff.
+    pub retry: RetryPolicy,
+}
+
+impl Default for PushConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            user: None,
+            password: None,
+            format: PushFormat::Commerceml,
+            schema_version: "2.05".to_owned(),
+            timeout_ms: 5000,
+            concurrency: 32,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+impl PushConfig {
+    /// Whether push is on.
+    pub fn enabled(&self) -> bool {
+        self.url.as_deref().is_some_and(|u| !u.trim().is_empty())
+    }
+
+    /// Problems of the section, empty when fine.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(url) = &self.url {
+            if !(url.starts_with("http://") || url.starts_with("https://")) {
+                problems.push(format!("push.url {url:?} must be an http(s) URL"));
+            }
+        }
+        if SchemaVersion::parse(&self.schema_version).is_none() {
+            problems.push(format!(
+                "push.schema_version {:?} is not a CommerceML version like 2.05",
+                self.schema_version
+            ));
+        }
+        if self.timeout_ms == 0 {
+            problems.push("push.timeout_ms must be positive".to_owned());
+        }
+        if self.concurrency == 0 {
+            problems.push("push.concurrency must be positive".to_owned());
+        }
+        if let Err(e) = self.retry.validate() {
+            problems.push(format!("push.retry: {e}"));
+        }
+        if self.password.is_some() && self.user.is_none() {
+            problems.push("push.password is set without push.user".to_owned());
+        }
+        problems
+    }
+
+    /// How long a claim lasts: a push cannot take longer than the timeout, plus a margin.
+    pub fn lease(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms) + Duration::from_secs(2)
+    }
+}
+
+/// What one delivery attempt did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 1C acknowledged it; the version is confirmed in the ledger.
+    Sent,
+    /// It failed and will be retried later.
+    Retried,
+    /// It failed for good: dead-lettered, left to the scheduled exchange.
+    GaveUp,
+    /// Not sent: the order has a newer version (pushed under its own entry).
+    Skipped,
+    /// Nothing was due.
+    Idle,
+}
+
+/// A source of randomness for the retry jitter (injected so tests are repeatable).
+pub type Rng = Box<dyn RngCore + Send>;
+
+/// The push worker.
+pub struct Pusher {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: PushConfig,
+    url: String,
+    schema: SchemaVersion,
+    settings: ExchangeSettings,
+    client: reqwest::Client,
+    rng: Mutex<Rng>,
+    wake: Arc<Notify>,
+}
+
+impl std::fmt::Debug for Pusher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pusher")
+            .field("url", &self.url)
+            .field("format", &self.config.format)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Pusher {
+    /// A worker for `config.push` (which must be enabled). Turns the store's outbox on, so from
+    /// now on orders written through `store` are enqueued.
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        rng: Rng,
+    ) -> anyhow::Result<Self> {
+        let push = config.push.clone();
+        let url = push
+            .url
+            .clone()
+            .filter(|u| !u.trim().is_empty())
+            .context("push.url is not set")?;
+        let schema = SchemaVersion::parse(&push.schema_version)
+            .with_context(|| format!("push.schema_version {:?}", push.schema_version))?;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(push.timeout_ms))
+            .pool_max_idle_per_host(push.concurrency as usize)
+            .tcp_nodelay(true)
+            .build()
+            .context("cannot build the push HTTP client")?;
+        let wake = Arc::new(Notify::new());
+        store
+            .enable_outbox(Arc::clone(&wake))
+            .context("the database cannot keep a push outbox")?;
+        Ok(Self {
+            store,
+            clock,
+            url,
+            schema,
+            settings: config.exchange.clone(),
+            config: push,
+            client,
+            rng: Mutex::new(rng),
+            wake,
+        })
+    }
+
+    /// Claims one due entry and delivers it.
+    pub async fn run_once(&self, now: DateTime<Utc>) -> anyhow::Result<Outcome> {
+        let mut claimed = self.store.claim_due(now, 1, self.config.lease()).await?;
+        match claimed.pop() {
+            Some(entry) => self.deliver(&entry).await,
+            None => Ok(Outcome::Idle),
+        }
+    }
+
+    /// Claims up to `concurrency` due entries and delivers them concurrently.
+    pub async fn run_batch(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<Outcome>> {
+        let claimed = self
+            .store
+            .claim_due(now, self.config.concurrency, self.config.lease())
+            .await?;
+        let results = futures_util::future::join_all(claimed.iter().map(|e| self.deliver(e))).await;
+        results.into_iter().collect()
+    }
+
+    /// Delivers until `shutdown` completes: claims what is due, and otherwise sleeps until the
+    /// next entry is due, an order is enqueued (the store wakes it) or [`POLL`] passes.
+    pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        loop {
+            let wait = match self.run_batch(self.clock.now()).await {
+                Ok(done) if !done.is_empty() => continue,
+                Ok(_) => match self.store.outbox_next_due().await {
+                    Ok(Some(at)) => (at - self.clock.now())
+                        .to_std()
+                        .unwrap_or(Duration::ZERO)
+                        .min(POLL),
+                    Ok(None) => POLL,
+                    Err(e) => {
+                        tracing::error!(error = %e, "push: cannot read the outbox");
+                        POLL
+                    }
+                },
+                Err(e) => {
+                    tracing::error!(error = %format!("{e:#}"), "push: claim failed");
+                    POLL
+                }
+            };
+            if wait.is_zero() {
+                continue;
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = self.wake.notified() => {}
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+    }
+
+    /// One attempt for a claimed entry; records the result in the outbox.
+    pub async fn deliver(&self, entry: &OutboxEntry) -> anyhow::Result<Outcome> {
+        let Some(order) = self.store.order_by_id(entry.order_id).await? else {
+            self.store
+                .mark_dead(entry.id, "the order no longer exists")
+                .await?;
+            return Ok(Outcome::GaveUp);
+        };
+        if order.version != entry.version {
+            // A newer version has its own entry; the next claim makes this one obsolete.
+            self.store
+                .mark_retry(
+                    entry.id,
+                    self.clock.now(),
+                    &format!("superseded by version {}", order.version),
+                )
+                .await?;
+            return Ok(Outcome::Skipped);
+        }
+        let (body, content_type) = match self.payload(&order) {
+            Ok(p) => p,
+            Err(e) => {
+                let error = format!("cannot build the payload: {e:#}");
+                tracing::error!(order = %entry.order_number, %error, "push: dead letter");
+                self.store.mark_dead(entry.id, &error).await?;
+                return Ok(Outcome::GaveUp);
+            }
+        };
+        let mut request = self
+            .client
+            .post(&self.url)
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header("Idempotency-Key", &entry.idempotency_key)
+            .body(body);
+        if let Some(user) = &self.config.user {
+            request = request.basic_auth(user, self.config.password.as_ref().map(Secret::expose));
+        }
+        let (status, error) = match request.send().await {
+            Ok(resp) if resp.status().is_success() => {
+                let changed = self
+                    .store
+                    .mark_delivered(entry.id, self.clock.now())
+                    .await?;
+                tracing::debug!(order = %entry.order_number, version = entry.version, changed, "pushed");
+                return Ok(Outcome::Sent);
+            }
+            Ok(resp) => {
+                let status = resp.status();
+                let text = resp.text().await.unwrap_or_default();
+                let text: String = text.trim().chars().take(300).collect();
+                (Some(status.as_u16()), format!("HTTP {status}: {text}"))
+            }
+            Err(e) => (None, format!("{e}")),
+        };
+        let failure = Failure::classify(status);
+        let random = {
+            let mut rng = self
+                .rng
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the push RNG is poisoned"))?;
+            // 53 random bits make a uniform value in [0, 1).
+            #[allow(clippy::cast_precision_loss)]
+            let r = (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+            r
+        };
+        match self.config.retry.next(entry.attempts, failure, random) {
+            Next::RetryAfter(delay) => {
+                let at = self.clock.now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+                tracing::warn!(order = %entry.order_number, attempt = entry.attempts, %error, retry_in_ms = delay.as_millis() as u64, "push failed, will retry");
+                self.store.mark_retry(entry.id, at, &error).await?;
+                Ok(Outcome::Retried)
+            }
+            Next::GiveUp => {
+                tracing::error!(order = %entry.order_number, attempt = entry.attempts, %error, "push failed for good: dead letter, left to the scheduled exchange");
+                self.store.mark_dead(entry.id, &error).await?;
+                Ok(Outcome::GaveUp)
+            }
+        }
+    }
+
+    /// The body and its content type.
+    fn payload(&self, order: &exchange::domain::Order) -> anyhow::Result<(Vec<u8>, &'static str)> {
+        match self.config.format {
+            PushFormat::Json => {
+                let mut order = order.clone();
+                let status = order.input.status_code().to_owned();
+                order.input.status = Some(status);
+                Ok((serde_json::to_vec(&order)?, "application/json"))
+            }
+            PushFormat::Commerceml => {
+                let doc = exchange::export::order_document(order, &self.schema, &self.settings);
+                let options = WriteOptions::new(self.schema.clone(), OutputEncoding::Utf8);
+                let mut writer = Writer::new(Vec::with_capacity(4096), options)?;
+                writer.write_document(&doc)?;
+                Ok((writer.finish()?, "application/xml; charset=utf-8"))
+            }
+        }
+    }
+}
+
+// ----- GET /api/v1/outbox -----
+
+/// Query of `GET /api/v1/outbox`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    state: Option<String>,
+    after_id: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// `GET /api/v1/outbox?state=dead`: the outbox entries, by id.
+pub async fn list_handler(
+    State(app): State<Arc<App>>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, Problem> {
+    let Query(q) = query.map_err(|e| Problem::bad_request(e.body_text(), None))?;
+    let state = match q.state.as_deref().filter(|s| !s.is_empty()) {
+        Some(s) => Some(
+            s.parse::<OutboxState>()
+                .map_err(|e| Problem::invalid("state", e.to_string()))?,
+        ),
+        None => None,
+    };
+    let entries = app
+        .store
+        .list_outbox(&OutboxFilter {
+            state,
+            after_id: q.after_id,
+            limit: Some(q.limit.unwrap_or(1000).min(10_000)),
+        })
+        .await?;
+    Ok(Json(serde_json::json!({ "entries": entries })).into_response())
+}
+
+// ----- obmen outbox … -----
+
+/// `obmen outbox …` subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// List the push outbox (newest last).
+    List(ListArgs),
+    /// Put a dead-lettered entry back in the queue (the running server picks it up).
+    Retry(RetryArgs),
+}
+
+/// Arguments of `obmen outbox list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Only entries in this state: pending, delivered, dead or obsolete.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 1000)]
+    pub limit: u32,
+    /// Print JSON lines instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Configuration file (default: ./obmen.toml if present); gives the database.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Arguments of `obmen outbox retry`.
+#[derive(Debug, clap::Args)]
+pub struct RetryArgs {
+    /// The entry id (first column of `obmen outbox list`).
+    pub id: i64,
+    /// Configuration file (default: ./obmen.toml if present); gives the database.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs `obmen outbox …`.
+pub fn run(command: &Command, clock: Arc<dyn Clock>) -> anyhow::Result<ExitCode> {
+    let config_path = match command {
+        Command::List(a) => a.config.as_deref(),
+        Command::Retry(a) => a.config.as_deref(),
+    };
+    let (config, _) = Config::load(config_path)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let store = store::open(&config.database_url)
+            .await
+            .with_context(|| format!("cannot open the database {:?}", config.database_url))?;
+        let mut out = std::io::stdout().lock();
+        match command {
+            Command::List(args) => list(store.as_ref(), args, &mut out).await,
+            Command::Retry(args) => retry(store.as_ref(), args.id, clock.now(), &mut out).await,
+        }
+    })
+}
+
+/// `obmen outbox list`: writes the entries to `out`.
+pub async fn list(
+    store: &dyn Store,
+    args: &ListArgs,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<ExitCode> {
+    let state = args
+        .state
+        .as_deref()
+        .map(str::parse::<OutboxState>)
+        .transpose()?;
+    let entries = store
+        .list_outbox(&OutboxFilter {
+            state,
+            after_id: None,
+            limit: Some(args.limit),
+        })
+        .await?;
+    if args.json {
+        for e in &entries {
+            writeln!(out, "{}", serde_json::to_string(e)?)?;
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    writeln!(
+        out,
+        "{:>8}  {:<24} {:>7}  {:<9} {:>8}  {:<20}  last error",
+        "id", "order", "version", "state", "attempts", "next attempt"
+    )?;
+    for e in &entries {
+        writeln!(
+            out,
+            "{:>8}  {:<24} {:>7}  {:<9} {:>8}  {:<20}  {}",
+            e.id,
+            e.order_number,
+            e.version,
+            e.state,
+            e.attempts,
+            e.next_attempt_at.format("%Y-%m-%d %H:%M:%S"),
+            e.last_error.as_deref().unwrap_or("")
+        )?;
+    }
+    writeln!(out, "{} entries", entries.len())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `obmen outbox retry ID`.
+pub async fn retry(
+    store: &dyn Store,
+    id: i64,
+    now: DateTime<Utc>,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<ExitCode> {
+    match store.requeue(id, now).await {
+        Ok(e) => {
+            writeln!(
+                out,
+                "re-queued outbox entry {} (order {}, version {})",
+                e.id, e.order_number, e.version
+            )?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(store::Error::NotFound) => anyhow::bail!("no outbox entry {id}"),
+        Err(e) => Err(e.into()),
+    }
+}
