@@ -59,10 +59,14 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(BUSY_TIMEOUT)
             .pragma("temp_store", "memory")
-            .pragma("cache_size", "-16000");
+            // 4 MiB page cache per connection keeps the server within its memory budget.
+            .pragma("cache_size", "-4000");
+        // One long-lived writer connection (an in-memory database lives only as long as it).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
