@@ -226,6 +226,33 @@ pub struct Order {
     pub history: Vec<StatusChange>,
 }
 
+impl Order {
+    /// A store order as first received: version 1, last changed by the store at `at`, nothing
+    /// reported by 1C yet.
+    pub fn new(id: i64, input: OrderInput, at: DateTime<Utc>) -> Self {
+        Self {
+            id,
+            input,
+            status_1c: None,
+            paid: false,
+            shipped: false,
+            cancelled: false,
+            deleted: false,
+            number_1c: None,
+            date_1c: None,
+            id_1c: None,
+            payment_number_1c: None,
+            payment_date_1c: None,
+            shipment_number_1c: None,
+            shipment_date_1c: None,
+            version: 1,
+            last_change_source: Source::Store,
+            updated_at: at,
+            history: Vec::new(),
+        }
+    }
+}
+
 impl OrderInput {
     /// The status, defaulting to `N`.
     pub fn status_code(&self) -> &str {

@@ -441,7 +441,7 @@ mod tests {
     use chrono::TimeZone;
 
     use super::*;
-    use crate::domain::{Customer, Delivery, OrderDiscount, OrderInput, Payment, Source};
+    use crate::domain::{Customer, Delivery, OrderDiscount, OrderInput, Payment};
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -462,24 +462,12 @@ mod tests {
 
     fn order(input: OrderInput) -> Order {
         Order {
-            id: 42,
-            input,
-            status_1c: None,
-            paid: false,
-            shipped: false,
-            cancelled: false,
-            deleted: false,
-            number_1c: None,
-            date_1c: None,
-            id_1c: None,
-            payment_number_1c: None,
-            payment_date_1c: None,
-            shipment_number_1c: None,
-            shipment_date_1c: None,
             version: 3,
-            last_change_source: Source::Store,
-            updated_at: Utc.with_ymd_and_hms(2026, 11, 29, 9, 5, 3).unwrap(),
-            history: vec![],
+            ..Order::new(
+                42,
+                input,
+                Utc.with_ymd_and_hms(2026, 11, 29, 9, 5, 3).unwrap(),
+            )
         }
     }
 
