@@ -5,7 +5,8 @@
 //! path in upper case with `__` between a section and its key, e.g. `OBMEN_LISTEN`,
 //! `OBMEN_DATABASE_URL`, `OBMEN_EXCHANGE_USER`, `OBMEN_EXCHANGE__FILE_LIMIT`,
 //! `OBMEN_LIMITS__MAX_BODY_BYTES`. Arrays and tables are given in TOML syntax
-//! (`OBMEN_EXCHANGE__EXPORT_STATUSES='["N", "P"]'`).
+//! (`OBMEN_EXCHANGE__EXPORT_STATUSES='["N", "P"]'`). A few keys also have a fixed short name
+//! (`OBMEN_PUSH_URL`, `OBMEN_HOOKS_EXPORT`, …, see [`FIXED_ENV`]).
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -32,14 +33,19 @@ const OPTIONAL_KEYS: &[&[&str]] = &[
     &["push", "url"],
     &["push", "user"],
     &["push", "password"],
+    &["hooks", "export"],
+    &["hooks", "import"],
 ];
 
-/// Fixed environment names of the push settings (besides the generic `OBMEN_PUSH__…`).
-const PUSH_ENV: &[(&str, &str)] = &[
-    ("OBMEN_PUSH_URL", "url"),
-    ("OBMEN_PUSH_USER", "user"),
-    ("OBMEN_PUSH_PASSWORD", "password"),
-    ("OBMEN_PUSH_FORMAT", "format"),
+/// Fixed environment names of some keys (besides the generic `OBMEN_SECTION__KEY`): variable,
+/// section, key.
+pub const FIXED_ENV: &[(&str, &str, &str)] = &[
+    ("OBMEN_PUSH_URL", "push", "url"),
+    ("OBMEN_PUSH_USER", "push", "user"),
+    ("OBMEN_PUSH_PASSWORD", "push", "password"),
+    ("OBMEN_PUSH_FORMAT", "push", "format"),
+    ("OBMEN_HOOKS_EXPORT", "hooks", "export"),
+    ("OBMEN_HOOKS_IMPORT", "hooks", "import"),
 ];
 
 /// A secret string: never printed by `Debug`.
@@ -97,6 +103,8 @@ pub struct Config {
     pub exchange: ExchangeSettings,
     /// Real-time push of orders to a 1C HTTP service (on when `push.url` is set).
     pub push: crate::push::PushConfig,
+    /// Export and import hook scripts.
+    pub hooks: crate::hooks::HooksConfig,
 }
 
 /// Size limits.
@@ -222,13 +230,15 @@ impl Default for Config {
             webhook: Webhook::default(),
             exchange: ExchangeSettings::default(),
             push: crate::push::PushConfig::default(),
+            hooks: crate::hooks::HooksConfig::default(),
         }
     }
 }
 
 impl Config {
     /// Loads the configuration: defaults, the file (`path`, else `./obmen.toml` if present),
-    /// then the environment. Returns the file actually read, if any.
+    /// then the environment. Returns the file actually read, if any. Relative hook paths are
+    /// made relative to the file's directory.
     pub fn load(path: Option<&Path>) -> anyhow::Result<(Self, Option<PathBuf>)> {
         let file = match path {
             Some(p) => Some(p.to_path_buf()),
@@ -241,11 +251,14 @@ impl Config {
             ),
             None => None,
         };
-        let config =
+        let mut config =
             Self::from_sources(text.as_deref(), std::env::vars()).with_context(|| match &file {
                 Some(p) => format!("invalid configuration (file {})", p.display()),
                 None => "invalid configuration".to_owned(),
             })?;
+        if let Some(dir) = file.as_deref().and_then(Path::parent) {
+            config.hooks.resolve(dir);
+        }
         Ok((config, file))
     }
 
@@ -264,8 +277,8 @@ impl Config {
             let Some(key) = name.strip_prefix("OBMEN_") else {
                 continue;
             };
-            let path: Vec<String> = match PUSH_ENV.iter().find(|(n, _)| *n == name) {
-                Some((_, k)) => vec!["push".to_owned(), (*k).to_owned()],
+            let path: Vec<String> = match FIXED_ENV.iter().find(|(n, _, _)| *n == name) {
+                Some((_, section, k)) => vec![(*section).to_owned(), (*k).to_owned()],
                 None => key.split("__").map(str::to_ascii_lowercase).collect(),
             };
             apply_env(&mut merged, &defaults, &path, &value)
@@ -346,6 +359,7 @@ impl Config {
             problems.push(format!("exchange: {e}"));
         }
         problems.extend(self.push.problems());
+        problems.extend(self.hooks.problems());
         problems
     }
 }
@@ -456,7 +470,10 @@ pub fn run(command: &Command) -> anyhow::Result<ExitCode> {
                     return Ok(ExitCode::FAILURE);
                 }
             };
-            let problems = config.problems();
+            let mut problems = config.problems();
+            if let Err(e) = crate::hooks::Hooks::load(&config.hooks) {
+                problems.push(format!("{e:#}"));
+            }
             let source = file.map_or_else(|| "defaults".to_owned(), |p| p.display().to_string());
             if problems.is_empty() {
                 println!("configuration OK ({source} + environment)");
@@ -511,6 +528,37 @@ mod tests {
         assert_eq!(c.exchange.export_statuses, vec!["P".to_owned()]);
         assert_eq!(c.exchange_password.unwrap().expose(), "123456");
         assert_eq!(c.api_token.unwrap().expose(), "secret-token");
+    }
+
+    #[test]
+    fn hook_paths_and_limits_come_from_file_and_environment() {
+        let file = "[hooks]\nexport = \"hooks/export.rhai\"\ntimeout_ms = 50\n";
+        let c = Config::from_sources(
+            Some(file),
+            env(&[
+                ("OBMEN_HOOKS_IMPORT", "/srv/import.rhai"),
+                ("OBMEN_HOOKS__MAX_OPERATIONS", "1000"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            c.hooks.export.as_deref(),
+            Some(Path::new("hooks/export.rhai"))
+        );
+        assert_eq!(
+            c.hooks.import.as_deref(),
+            Some(Path::new("/srv/import.rhai"))
+        );
+        assert_eq!(c.hooks.max_operations, 1000);
+        assert_eq!(c.hooks.timeout_ms, 50);
+        let c = Config::from_sources(None, env(&[("OBMEN_HOOKS__EXPORT", "x.rhai")])).unwrap();
+        assert_eq!(c.hooks.export.as_deref(), Some(Path::new("x.rhai")));
+        let c = Config::from_sources(
+            Some("[hooks]\nmax_operations = 0\ntimeout_ms = 0\n"),
+            env(&[]),
+        )
+        .unwrap();
+        assert!(c.problems().join("\n").contains("hooks.max_operations"));
     }
 
     #[test]

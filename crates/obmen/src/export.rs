@@ -1,10 +1,12 @@
 //! `mode=query`: the orders due, streamed as CommerceML while they are read page by page.
 //!
-//! A blocking task pages through `Store::orders_due`, records each page as offered in the
-//! session's ledger (confirmed only at `success`), converts the orders with
-//! `exchange::export::order_document` and writes them through `commerceml::Writer` into a sink
-//! that hands 64 KiB chunks to the response body over a bounded channel. Memory stays bounded
-//! whatever the number of orders, and the first bytes leave before the last order is read.
+//! A blocking task pages through `Store::orders_due`, converts the orders with
+//! `exchange::export::order_document`, runs the export hook on each, records the orders it will
+//! write as offered in the session's ledger (confirmed only at `success`) and writes them through
+//! `commerceml::Writer` into a sink that hands 64 KiB chunks to the response body over a bounded
+//! channel. Memory stays bounded (one page of documents) whatever the number of orders, and the
+//! first bytes leave before the last order is read. An order whose hook fails is neither written
+//! nor recorded: it stays due, and the journal of the request says why.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -45,7 +47,7 @@ pub fn query_response(
             buf: Vec::with_capacity(CHUNK),
             sent: 0,
         };
-        let result = write_orders(&app, &rt, &session, &mut sink, now);
+        let result = write_orders(&app, &rt, &session, &mut sink, now, &mut rec.messages);
         match result {
             Ok(count) => {
                 rec.documents = count;
@@ -90,6 +92,7 @@ fn write_orders(
     session: &Session,
     sink: &mut ChannelSink,
     now: DateTime<Utc>,
+    messages: &mut Vec<String>,
 ) -> anyhow::Result<u64> {
     let settings = &app.config.exchange;
     let schema = session_schema(session);
@@ -114,11 +117,26 @@ fn write_orders(
             ))?;
             let Some(last) = page.last() else { break };
             after = last.id;
-            let offered: Vec<(i64, i64)> = page.iter().map(|o| (o.id, o.version)).collect();
-            rt.block_on(app.store.record_offered(session.id, &offered, now))?;
+            let mut docs = Vec::with_capacity(page.len());
             for order in &page {
-                let doc = exchange::export::order_document(order, &schema, settings);
-                writer.write_document(&doc)?;
+                let mut doc = exchange::export::order_document(order, &schema, settings);
+                match app.hooks.export(order, &mut doc) {
+                    Ok(()) => docs.push((order, doc)),
+                    Err(e) => {
+                        let number = &order.input.number;
+                        tracing::warn!(order = %number, session = session.id, error = %e, "export hook failed; order not exported");
+                        app.metrics.error(ErrorKind::Document);
+                        messages.push(crate::hooks::export_message(&e, number));
+                    }
+                }
+            }
+            // Only what is written is offered: an order left out stays due.
+            let offered: Vec<(i64, i64)> = docs.iter().map(|(o, _)| (o.id, o.version)).collect();
+            if !offered.is_empty() {
+                rt.block_on(app.store.record_offered(session.id, &offered, now))?;
+            }
+            for (_, doc) in &docs {
+                writer.write_document(doc)?;
                 count += 1;
             }
             if page.len() < page_size as usize {

@@ -344,6 +344,15 @@ struct Applier<'a> {
 
 impl Applier<'_> {
     fn document(&mut self, doc: &Document) -> Result<(), SliceError> {
+        // The import hook sees the document first; one it fails on is reported, not applied.
+        let hooked = match self.app.hooks.import(doc) {
+            Ok(d) => d,
+            Err(message) => {
+                self.messages.push(message);
+                return Ok(());
+            }
+        };
+        let doc: &Document = &hooked;
         self.documents += 1;
         let inc = interpret(doc, &self.app.config.exchange.statuses);
         let store = self.app.store.as_ref();

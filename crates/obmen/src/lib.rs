@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert;
 pub mod demo;
 pub mod export;
+pub mod hooks;
 pub mod http;
 pub mod import;
 pub mod info;

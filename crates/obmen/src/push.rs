@@ -7,7 +7,9 @@
 //! it again). A failure is classified by `exchange::retry::Failure::classify`: transient ones
 //! are retried after `RetryPolicy::next` (exponential backoff with jitter from an injected
 //! RNG), permanent ones and the last attempt dead-letter the entry, which leaves the order to
-//! the scheduled exchange. Claims are leases: a worker killed mid-push loses nothing, its
+//! the scheduled exchange. The CommerceML document goes through the export hook first; a hook
+//! that fails is a failed attempt like any other (retried, then dead-lettered), and nothing is
+//! sent for it. Claims are leases: a worker killed mid-push loses nothing, its
 //! entries become claimable again when the lease ends, and the idempotency key lets 1C
 //! recognise the repeat.
 
@@ -23,6 +25,7 @@ use axum::Json;
 use chrono::{DateTime, Utc};
 use commerceml::{OutputEncoding, SchemaVersion, WriteOptions, Writer};
 use exchange::clock::Clock;
+use exchange::hook::{Hook, HookError};
 use exchange::retry::{Failure, Next, RetryPolicy};
 use exchange::settings::ExchangeSettings;
 use rand::RngCore;
@@ -160,6 +163,7 @@ pub struct Pusher {
     client: reqwest::Client,
     rng: Mutex<Rng>,
     wake: Arc<Notify>,
+    export_hook: Option<Arc<Hook>>,
 }
 
 impl std::fmt::Debug for Pusher {
@@ -208,7 +212,15 @@ impl Pusher {
             client,
             rng: Mutex::new(rng),
             wake,
+            export_hook: None,
         })
+    }
+
+    /// Runs `hook` on every CommerceML document before it is pushed.
+    #[must_use]
+    pub fn with_export_hook(mut self, hook: Option<Arc<Hook>>) -> Self {
+        self.export_hook = hook;
+        self
     }
 
     /// Claims one due entry and delivers it.
@@ -283,8 +295,15 @@ impl Pusher {
                 .await?;
             return Ok(Outcome::Skipped);
         }
-        let (body, content_type) = match self.payload(&order) {
-            Ok(p) => p,
+        let (body, content_type) = match self.payload(&order).await {
+            Ok(Ok(p)) => p,
+            Ok(Err(hook)) => {
+                // Scripts may depend on data that changes; the attempt is retried like a
+                // network failure, and nothing half-modified is sent.
+                return self
+                    .failed(entry, Failure::Transient, hook.to_string())
+                    .await;
+            }
             Err(e) => {
                 let error = format!("cannot build the payload: {e:#}");
                 tracing::error!(order = %entry.order_number, %error, "push: dead letter");
@@ -318,7 +337,16 @@ impl Pusher {
             }
             Err(e) => (None, format!("{e}")),
         };
-        let failure = Failure::classify(status);
+        self.failed(entry, Failure::classify(status), error).await
+    }
+
+    /// Records a failed attempt: retried after a backoff, or dead-lettered after the last one.
+    async fn failed(
+        &self,
+        entry: &OutboxEntry,
+        failure: Failure,
+        error: String,
+    ) -> anyhow::Result<Outcome> {
         let random = {
             let mut rng = self
                 .rng
@@ -345,21 +373,39 @@ impl Pusher {
         }
     }
 
-    /// The body and its content type.
-    fn payload(&self, order: &exchange::domain::Order) -> anyhow::Result<(Vec<u8>, &'static str)> {
+    /// The body and its content type, or the export hook's error.
+    async fn payload(
+        &self,
+        order: &exchange::domain::Order,
+    ) -> anyhow::Result<Result<(Vec<u8>, &'static str), HookError>> {
         match self.config.format {
             PushFormat::Json => {
                 let mut order = order.clone();
                 let status = order.input.status_code().to_owned();
                 order.input.status = Some(status);
-                Ok((serde_json::to_vec(&order)?, "application/json"))
+                Ok(Ok((serde_json::to_vec(&order)?, "application/json")))
             }
             PushFormat::Commerceml => {
-                let doc = exchange::export::order_document(order, &self.schema, &self.settings);
+                let mut doc = exchange::export::order_document(order, &self.schema, &self.settings);
+                if let Some(hook) = &self.export_hook {
+                    // A script may run up to its time limit: keep it off the async workers.
+                    let hook = Arc::clone(hook);
+                    let order = order.clone();
+                    let (result, hooked) = tokio::task::spawn_blocking(move || {
+                        let result = hook.on_export(&order, &mut doc);
+                        (result, doc)
+                    })
+                    .await
+                    .context("the export hook task failed")?;
+                    if let Err(e) = result {
+                        return Ok(Err(e));
+                    }
+                    doc = hooked;
+                }
                 let options = WriteOptions::new(self.schema.clone(), OutputEncoding::Utf8);
                 let mut writer = Writer::new(Vec::with_capacity(4096), options)?;
                 writer.write_document(&doc)?;
-                Ok((writer.finish()?, "application/xml; charset=utf-8"))
+                Ok(Ok((writer.finish()?, "application/xml; charset=utf-8")))
             }
         }
     }

@@ -14,6 +14,7 @@ use tokio::net::TcpListener;
 
 use crate::auth::{self, Credentials, PasswordHash};
 use crate::config::Config;
+use crate::hooks::Hooks;
 use crate::metrics::Metrics;
 use crate::webhook::Webhook;
 
@@ -36,6 +37,8 @@ pub struct App {
     pub webhook: Option<Webhook>,
     /// Real-time push worker, when `push.url` is set.
     pub push: Option<Arc<crate::push::Pusher>>,
+    /// The export and import hooks, compiled.
+    pub hooks: Hooks,
 }
 
 impl std::fmt::Debug for App {
@@ -55,13 +58,15 @@ pub struct Prepared {
     pub generated_password: Option<String>,
 }
 
-/// Opens (creates, migrates) the store and settles the exchange credentials: the configured
-/// password, else the stored hash, else a newly generated password stored hashed.
+/// Compiles the hooks, opens (creates, migrates) the store and settles the exchange
+/// credentials: the configured password, else the stored hash, else a newly generated password
+/// stored hashed.
 pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Prepared> {
     let problems = config.problems();
     if !problems.is_empty() {
         anyhow::bail!("invalid configuration: {}", problems.join("; "));
     }
+    let hooks = Hooks::load(&config.hooks)?;
     let store = store::open(&config.database_url)
         .await
         .with_context(|| format!("cannot open the database {:?}", config.database_url))?;
@@ -100,12 +105,10 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Pr
     let push = if config.push.enabled() {
         let rng: crate::push::Rng =
             Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy());
-        Some(Arc::new(crate::push::Pusher::new(
-            &config,
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            rng,
-        )?))
+        Some(Arc::new(
+            crate::push::Pusher::new(&config, Arc::clone(&store), Arc::clone(&clock), rng)?
+                .with_export_hook(hooks.export.clone()),
+        ))
     } else {
         None
     };
@@ -120,6 +123,7 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Pr
         clock,
         metrics: Metrics::default(),
         webhook,
+        hooks,
     };
     Ok(Prepared {
         app: Arc::new(app),
