@@ -93,6 +93,11 @@ impl Hook {
         &self.name
     }
 
+    /// The limits each call runs under.
+    pub fn limits(&self) -> HookLimits {
+        self.limits
+    }
+
     /// Runs the hook on an exported order's document. On error `doc` is unchanged.
     pub fn on_export(&self, order: &Order, doc: &mut Document) -> Result<(), HookError> {
         let order = rhai::serde::to_dynamic(order).map_err(|e| self.error(&e))?;
@@ -141,7 +146,15 @@ impl Hook {
                 format!("stopped after {} operations", self.limits.max_operations)
             }
             EvalAltResult::ErrorTerminated(reason, _) => format!("stopped: {reason}"),
-            other => other.to_string(),
+            // The line is reported separately; Rhai's own "(line 1, position 5)" would repeat it.
+            other => {
+                let text = other.to_string();
+                let position = format!(" ({})", other.position());
+                match text.strip_suffix(&position) {
+                    Some(bare) if !other.position().is_none() => bare.to_owned(),
+                    _ => text,
+                }
+            }
         };
         HookError {
             script: self.name.clone(),
@@ -522,9 +535,9 @@ mod tests {
         let mut d = Document::default();
         let err = hook.on_import(&mut d).unwrap_err();
         assert_eq!(err.line, Some(3));
-        assert!(
-            err.to_string().starts_with("hook throw.rhai line 3:"),
-            "{err}"
+        assert_eq!(
+            err.to_string(),
+            "hook throw.rhai line 3: Runtime error: nope"
         );
     }
 

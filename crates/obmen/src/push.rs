@@ -223,9 +223,18 @@ impl Pusher {
         self
     }
 
+    /// How long a claim lasts: the push itself plus the export hook's time limit.
+    fn lease(&self) -> Duration {
+        let hook = self
+            .export_hook
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.limits().timeout);
+        self.config.lease() + hook
+    }
+
     /// Claims one due entry and delivers it.
     pub async fn run_once(&self, now: DateTime<Utc>) -> anyhow::Result<Outcome> {
-        let mut claimed = self.store.claim_due(now, 1, self.config.lease()).await?;
+        let mut claimed = self.store.claim_due(now, 1, self.lease()).await?;
         match claimed.pop() {
             Some(entry) => self.deliver(&entry).await,
             None => Ok(Outcome::Idle),
@@ -236,7 +245,7 @@ impl Pusher {
     pub async fn run_batch(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<Outcome>> {
         let claimed = self
             .store
-            .claim_due(now, self.config.concurrency, self.config.lease())
+            .claim_due(now, self.config.concurrency, self.lease())
             .await?;
         let results = futures_util::future::join_all(claimed.iter().map(|e| self.deliver(e))).await;
         results.into_iter().collect()
