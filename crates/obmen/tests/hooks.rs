@@ -480,3 +480,72 @@ async fn a_failing_export_hook_fails_the_push_attempt_and_dead_letters_after_the
     one_c.shutdown().await.unwrap();
     t.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushed_documents_carry_what_the_export_hook_changed() {
+    use std::sync::{Arc, Mutex};
+
+    // A 1C HTTP service that keeps every body it is sent.
+    let bodies: Arc<Mutex<Vec<Vec<u8>>>> = Arc::default();
+    let kept = Arc::clone(&bodies);
+    let service = axum::Router::new().fallback(move |body: axum::body::Bytes| {
+        let kept = Arc::clone(&kept);
+        async move {
+            kept.lock().unwrap().push(body.to_vec());
+            "ok"
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move { axum::serve(listener, service).await });
+    let dir = tempfile::tempdir().unwrap();
+    let t = app_with_hooks(
+        dir,
+        Some(
+            r#"doc.set_requisite("Канал продаж", order.properties.utm_source ?? "direct");
+doc.add_line(#{ id: "GIFT_WRAP", name: "Подарочная упаковка", quantity: "1", price: "150.00", service: true });"#,
+        ),
+        None,
+        move |c| {
+            c.push.url = Some(format!("http://{addr}/hs/obmen/orders"));
+            c.push.schema_version = "2.08".to_owned();
+        },
+    )
+    .await;
+    let r = t
+        .post_order(&order_with_properties(
+            "Q-1",
+            serde_json::json!({"utm_source": "yandex"}),
+        ))
+        .await;
+    assert_eq!(r.status(), 201);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let body = loop {
+        if let Some(b) = bodies.lock().unwrap().first().cloned() {
+            break b;
+        }
+        assert!(Instant::now() < deadline, "nothing was pushed");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let pushed = documents(&Answer {
+        status: 200,
+        content_type: "application/xml; charset=utf-8".to_owned(),
+        set_cookie: None,
+        bytes: body,
+    });
+    assert_eq!(pushed.len(), 1);
+    let doc = &pushed[0];
+    assert_eq!(doc.number.as_deref(), Some("Q-1"));
+    assert_eq!(doc.requisite("Канал продаж"), Some("yandex"));
+    assert!(doc
+        .lines
+        .iter()
+        .any(|l| l.id.as_deref() == Some("GIFT_WRAP") && l.is_service()));
+    assert_eq!(
+        doc.sum_matches(),
+        Some(true),
+        "the sum follows the added line"
+    );
+    t.stop().await;
+    server.abort();
+}
