@@ -2,6 +2,7 @@
 //! checkauth → init → query → success, then the upload of 1C's changes (file chunks, import).
 
 use std::io::Write as _;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,6 +60,10 @@ pub struct Faults {
 pub struct ClientOptions {
     /// The exchange URL (`https://shop/bitrix/admin/1c_exchange.php`).
     pub url: String,
+    /// More exchange URLs of the same site (other instances on one database). Empty by
+    /// default: every request goes to `url`. Otherwise consecutive requests go round-robin
+    /// over `url`, then these in order, so one session's requests alternate between instances.
+    pub alternate: Vec<String>,
     /// Login.
     pub user: String,
     /// Password.
@@ -94,6 +99,7 @@ impl ClientOptions {
     ) -> Self {
         Self {
             url: url.into(),
+            alternate: Vec::new(),
             user: user.into(),
             password: password.into(),
             version: Some("2.08".into()),
@@ -153,6 +159,8 @@ pub struct Session {
     zip_offered: bool,
     file_limit: usize,
     file_counter: u32,
+    /// How many requests went out (picks the next URL round-robin).
+    requests: AtomicUsize,
 }
 
 /// Runs one session.
@@ -185,8 +193,9 @@ pub async fn run_parallel(
 impl Session {
     /// Prepares a session; nothing is sent yet.
     pub fn new(options: ClientOptions, db: Database) -> Result<Self> {
-        reqwest::Url::parse(&options.url)
-            .map_err(|e| Error::Config(format!("bad URL {:?}: {e}", options.url)))?;
+        for url in std::iter::once(&options.url).chain(&options.alternate) {
+            reqwest::Url::parse(url).map_err(|e| Error::Config(format!("bad URL {url:?}: {e}")))?;
+        }
         let http = reqwest::Client::builder()
             .timeout(options.timeout)
             .build()
@@ -200,6 +209,7 @@ impl Session {
             zip_offered: false,
             file_limit: 0,
             file_counter: 0,
+            requests: AtomicUsize::new(0),
         })
     }
 
@@ -260,8 +270,17 @@ impl Session {
         self.upload(session, summary).await
     }
 
+    /// The base URL of the next request: `url`, or round-robin over `url` and `alternate`.
+    fn next_base(&self) -> &str {
+        let n = self.requests.fetch_add(1, Ordering::Relaxed) % (1 + self.options.alternate.len());
+        match n.checked_sub(1) {
+            Some(i) => &self.options.alternate[i],
+            None => &self.options.url,
+        }
+    }
+
     fn url(&self, mode: &str, extra: &[(&str, &str)]) -> Result<reqwest::Url> {
-        let mut url = reqwest::Url::parse(&self.options.url)
+        let mut url = reqwest::Url::parse(self.next_base())
             .map_err(|e| Error::Config(format!("bad URL: {e}")))?;
         {
             let mut q = url.query_pairs_mut();
@@ -732,6 +751,35 @@ mod tests {
         assert!(looks_like_xml(b"\xEF\xBB\xBF<?xml"));
         assert!(looks_like_xml(b"\n <a/>"));
         assert!(!looks_like_xml(b"failure\n"));
+    }
+
+    #[tokio::test]
+    async fn requests_go_round_robin_over_the_alternate_urls() {
+        let db = Database::open(":memory:").await.unwrap();
+        let mut options = ClientOptions::new("http://a/x", "1c", "pw");
+        let one = Session::new(options.clone(), db.clone()).unwrap();
+        let bases: Vec<&str> = (0..3).map(|_| one.next_base()).collect();
+        assert_eq!(
+            bases, ["http://a/x"; 3],
+            "by default every request goes to url"
+        );
+
+        options.alternate = vec!["http://b/x".to_owned(), "http://c/x".to_owned()];
+        let three = Session::new(options.clone(), db.clone()).unwrap();
+        let hosts: Vec<String> = (0..7)
+            .map(|_| {
+                three
+                    .url("query", &[])
+                    .unwrap()
+                    .host_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        assert_eq!(hosts, ["a", "b", "c", "a", "b", "c", "a"]);
+
+        options.alternate = vec!["not a url".to_owned()];
+        assert!(matches!(Session::new(options, db), Err(Error::Config(_))));
     }
 
     #[test]
