@@ -1,15 +1,80 @@
-//! End to end: `obmen serve` (in-process, loopback port, real SQLite file) against the 1C
-//! emulator speaking the real protocol over HTTP. Every scenario asserts what both sides hold:
-//! the emulator's "1C database" and the store API.
+//! End to end: `obmen serve` (in-process, loopback port) against the 1C emulator speaking the
+//! real protocol over HTTP. Every scenario asserts what both sides hold: the emulator's "1C
+//! database" and the store API.
+//!
+//! Each scenario runs on both backends (see [`on_both_backends`]): `sqlite::NAME` on a real
+//! SQLite file, `postgres::NAME` on a fresh PostgreSQL database of its own when
+//! `OBMEN_TEST_POSTGRES_URL` is set (without it, a notice and an early return).
 
 mod common;
 
 use commerceml::tags;
-use common::{order_json, TestApp, PASSWORD, USER};
+use common::{order_json, Backend, TestApp, PASSWORD, USER};
 use exchange::settings::Encoding;
 use onec_emulator::client::{UploadEncoding, ZipMode};
 use onec_emulator::{run_session, ClientOptions, Database, Script, Summary};
 use serde_json::Value;
+
+/// Generates, for each scenario `NAME(backend)`, the tests `sqlite::NAME` (a SQLite file) and
+/// `postgres::NAME` (a fresh PostgreSQL database when `OBMEN_TEST_POSTGRES_URL` is set; without
+/// it the test prints a notice and returns).
+macro_rules! on_both_backends {
+    ($($(#[$attr:meta])* $name:ident;)*) => {
+        mod sqlite {
+            use crate::common::Backend;
+            $(
+                $(#[$attr])*
+                async fn $name() {
+                    super::$name(Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            use crate::common::Backend;
+            $(
+                $(#[$attr])*
+                async fn $name() {
+                    let test = concat!("e2e postgres::", stringify!($name));
+                    let Some(backend) = Backend::postgres(test) else {
+                        return;
+                    };
+                    super::$name(backend).await;
+                }
+            )*
+        }
+    };
+}
+
+on_both_backends! {
+    #[tokio::test]
+    orders_out_and_statuses_back_by_name_and_by_code;
+    #[tokio::test]
+    unknown_status_is_journaled_replied_and_other_facts_apply;
+    #[tokio::test]
+    interrupted_session_offers_the_same_orders_until_success;
+    #[tokio::test]
+    a_replayed_file_changes_nothing_and_adds_no_history;
+    #[tokio::test]
+    uploads_in_small_chunks_plain_and_zipped;
+    #[tokio::test]
+    zip_when_offered_and_plain_when_not;
+    #[tokio::test]
+    windows_1251_answers_and_uploads;
+    #[tokio::test]
+    utf8_answers_and_uploads;
+    #[tokio::test]
+    mixed_answer_and_upload_encodings;
+    #[tokio::test]
+    schema_2_08;
+    #[tokio::test]
+    schema_3_1_with_containers;
+    #[tokio::test]
+    legacy_protocol_without_version;
+    #[tokio::test]
+    schema_3_1_answer_holds_one_container_per_order;
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    the_emulate_1c_command_negotiates_3_1_and_stops_after_query;
+}
 
 /// Emulator options pointed at the test server.
 fn options(t: &TestApp) -> ClientOptions {
@@ -55,9 +120,8 @@ fn history_1c(order: &Value) -> Vec<String> {
         .collect()
 }
 
-#[tokio::test]
-async fn orders_out_and_statuses_back_by_name_and_by_code() {
-    let t = TestApp::spawn().await;
+async fn orders_out_and_statuses_back_by_name_and_by_code(backend: Backend) {
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["E-1", "E-2", "E-3"]).await;
     // Not due: D is not an exported status.
     assert_eq!(t.post_order(&order_json("E-9", "D")).await.status(), 201);
@@ -168,9 +232,8 @@ async fn orders_out_and_statuses_back_by_name_and_by_code() {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn unknown_status_is_journaled_replied_and_other_facts_apply() {
-    let t = TestApp::spawn().await;
+async fn unknown_status_is_journaled_replied_and_other_facts_apply(backend: Backend) {
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["U-1", "U-2", "U-3"]).await;
     let db = onec_db(&t).await;
     let s = session(&t, &db, |o| {
@@ -225,9 +288,8 @@ async fn unknown_status_is_journaled_replied_and_other_facts_apply() {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn interrupted_session_offers_the_same_orders_until_success() {
-    let t = TestApp::spawn().await;
+async fn interrupted_session_offers_the_same_orders_until_success(backend: Backend) {
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["I-1", "I-2", "I-3"]).await;
     let db = onec_db(&t).await;
 
@@ -279,9 +341,8 @@ async fn interrupted_session_offers_the_same_orders_until_success() {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn a_replayed_file_changes_nothing_and_adds_no_history() {
-    let t = TestApp::spawn().await;
+async fn a_replayed_file_changes_nothing_and_adds_no_history(backend: Backend) {
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["R-1", "R-2"]).await;
     let db = onec_db(&t).await;
     // The emulator uploads its file, then starts a new run and uploads the same file again.
@@ -326,9 +387,8 @@ fn import_name(bytes: &[u8]) -> String {
     name
 }
 
-#[tokio::test]
-async fn uploads_in_small_chunks_plain_and_zipped() {
-    let t = TestApp::spawn_with(|c| c.exchange.file_limit = 512).await;
+async fn uploads_in_small_chunks_plain_and_zipped(backend: Backend) {
+    let t = TestApp::on_with(&backend, |c| c.exchange.file_limit = 512).await;
     let numbers: Vec<String> = (1..=6).map(|i| format!("C-{i}")).collect();
     let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
     post_all(&t, &refs).await;
@@ -373,9 +433,8 @@ async fn uploads_in_small_chunks_plain_and_zipped() {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn zip_when_offered_and_plain_when_not() {
-    let t = TestApp::spawn_with(|c| c.exchange.zip = false).await;
+async fn zip_when_offered_and_plain_when_not(backend: Backend) {
+    let t = TestApp::on_with(&backend, |c| c.exchange.zip = false).await;
     post_all(&t, &["Z-1"]).await;
     let db = onec_db(&t).await;
     session(&t, &db, |_| {}).await;
@@ -385,7 +444,7 @@ async fn zip_when_offered_and_plain_when_not() {
     assert_eq!(t.order("Z-1").await["status"], "P");
     t.stop().await;
 
-    let t = TestApp::spawn().await;
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["Z-2"]).await;
     let db = onec_db(&t).await;
     session(&t, &db, |_| {}).await;
@@ -399,8 +458,8 @@ async fn zip_when_offered_and_plain_when_not() {
 }
 
 /// One full round for an answer encoding and an upload encoding.
-async fn encoding_round(answer: Encoding, upload: UploadEncoding) {
-    let t = TestApp::spawn_with(|c| c.exchange.encoding = answer).await;
+async fn encoding_round(backend: &Backend, answer: Encoding, upload: UploadEncoding) {
+    let t = TestApp::on_with(backend, |c| c.exchange.encoding = answer).await;
     let mut body = order_json("K-1", "N");
     body["customer"]["last_name"] = Value::from("Щукина");
     body["customer"]["first_name"] = Value::from("Ёлка");
@@ -433,25 +492,22 @@ async fn encoding_round(answer: Encoding, upload: UploadEncoding) {
     assert_eq!(o["payment_number_1c"], "ПЛ-Ё1");
 }
 
-#[tokio::test]
-async fn windows_1251_answers_and_uploads() {
-    encoding_round(Encoding::Windows1251, UploadEncoding::Windows1251).await;
+async fn windows_1251_answers_and_uploads(backend: Backend) {
+    encoding_round(&backend, Encoding::Windows1251, UploadEncoding::Windows1251).await;
 }
 
-#[tokio::test]
-async fn utf8_answers_and_uploads() {
-    encoding_round(Encoding::Utf8, UploadEncoding::Utf8).await;
+async fn utf8_answers_and_uploads(backend: Backend) {
+    encoding_round(&backend, Encoding::Utf8, UploadEncoding::Utf8).await;
 }
 
-#[tokio::test]
-async fn mixed_answer_and_upload_encodings() {
-    encoding_round(Encoding::Utf8, UploadEncoding::Windows1251).await;
-    encoding_round(Encoding::Windows1251, UploadEncoding::Utf8).await;
+async fn mixed_answer_and_upload_encodings(backend: Backend) {
+    encoding_round(&backend, Encoding::Utf8, UploadEncoding::Windows1251).await;
+    encoding_round(&backend, Encoding::Windows1251, UploadEncoding::Utf8).await;
 }
 
 /// One full round with the schema version the emulator asks for.
-async fn schema_round(version: Option<&str>) {
-    let t = TestApp::spawn().await;
+async fn schema_round(backend: &Backend, version: Option<&str>) {
+    let t = TestApp::on(backend).await;
     post_all(&t, &["V-1", "V-2"]).await;
     let db = onec_db(&t).await;
     let s = session(&t, &db, |o| o.version = version.map(str::to_owned)).await;
@@ -485,25 +541,21 @@ async fn schema_round(version: Option<&str>) {
     t.stop().await;
 }
 
-#[tokio::test]
-async fn schema_2_08() {
-    schema_round(Some("2.08")).await;
+async fn schema_2_08(backend: Backend) {
+    schema_round(&backend, Some("2.08")).await;
 }
 
-#[tokio::test]
-async fn schema_3_1_with_containers() {
-    schema_round(Some("3.1")).await;
+async fn schema_3_1_with_containers(backend: Backend) {
+    schema_round(&backend, Some("3.1")).await;
 }
 
-#[tokio::test]
-async fn legacy_protocol_without_version() {
-    schema_round(None).await;
+async fn legacy_protocol_without_version(backend: Backend) {
+    schema_round(&backend, None).await;
 }
 
-#[tokio::test]
-async fn schema_3_1_answer_holds_one_container_per_order() {
+async fn schema_3_1_answer_holds_one_container_per_order(backend: Backend) {
     // What the emulator parsed above is really the 3.x shape: the same query, by hand.
-    let t = TestApp::spawn().await;
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["W-1", "W-2"]).await;
     let mut onec = t.onec();
     onec.checkauth().await;
@@ -553,9 +605,8 @@ async fn emulate_1c_cli(t: &TestApp, extra: &[&str]) -> Value {
     serde_json::from_str(stdout.trim()).unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_emulate_1c_command_negotiates_3_1_and_stops_after_query() {
-    let t = TestApp::spawn().await;
+async fn the_emulate_1c_command_negotiates_3_1_and_stops_after_query(backend: Backend) {
+    let t = TestApp::on(&backend).await;
     post_all(&t, &["P-1", "P-2"]).await;
     let s = emulate_1c_cli(&t, &["--version", "3.1", "--no-success"]).await;
     assert_eq!(s["received"], 2);

@@ -1,5 +1,8 @@
-//! Test harness: a real server on 127.0.0.1:0 over a real SQLite file, and a 1C-like client.
+//! Test harness: a real server on 127.0.0.1:0 over a real SQLite file (or a fresh PostgreSQL
+//! database, see [`Backend`]), and a 1C-like client.
 #![allow(dead_code)]
+
+pub mod pg;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,6 +16,23 @@ pub const USER: &str = "1c";
 pub const PASSWORD: &str = "s3cret-пароль";
 pub const TOKEN: &str = "test-api-token";
 
+/// The database a test server runs on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A SQLite file, `obmen.db` in the server's directory.
+    Sqlite,
+    /// A fresh database of its own on the PostgreSQL server of this admin URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL when `OBMEN_TEST_POSTGRES_URL` is set; otherwise `None`, after a notice that
+    /// `test` did not run on PostgreSQL.
+    pub fn postgres(test: &str) -> Option<Self> {
+        pg::admin_url(test).map(Self::Postgres)
+    }
+}
+
 /// A running server.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -21,6 +41,8 @@ pub struct TestApp {
     pub http: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    /// The PostgreSQL database (dropped after the server), when it runs on one.
+    database: Option<pg::TestDatabase>,
 }
 
 impl TestApp {
@@ -33,10 +55,38 @@ impl TestApp {
         Self::spawn_in(dir, edit).await
     }
 
+    /// A server on `backend` (a fresh database for PostgreSQL).
+    pub async fn on(backend: &Backend) -> Self {
+        Self::on_with(backend, |_| {}).await
+    }
+
+    /// A server on `backend` with an edited configuration.
+    pub async fn on_with(backend: &Backend, edit: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let database = match backend {
+            Backend::Sqlite => None,
+            Backend::Postgres(admin_url) => Some(pg::TestDatabase::create(admin_url).await),
+        };
+        Self::spawn_at(dir, database, edit).await
+    }
+
     /// A server on an existing directory (its `obmen.db`), e.g. to restart.
     pub async fn spawn_in(dir: tempfile::TempDir, edit: impl FnOnce(&mut Config)) -> Self {
+        Self::spawn_at(dir, None, edit).await
+    }
+
+    /// A server in `dir`, on `database` when given, else on `obmen.db` in `dir`.
+    async fn spawn_at(
+        dir: tempfile::TempDir,
+        database: Option<pg::TestDatabase>,
+        edit: impl FnOnce(&mut Config),
+    ) -> Self {
+        let database_url = match &database {
+            Some(db) => db.url().to_owned(),
+            None => dir.path().join("obmen.db").display().to_string(),
+        };
         let mut config = Config {
-            database_url: dir.path().join("obmen.db").display().to_string(),
+            database_url,
             exchange_user: USER.to_owned(),
             exchange_password: Some(Secret::new(PASSWORD)),
             api_token: Some(Secret::new(TOKEN)),
@@ -60,6 +110,7 @@ impl TestApp {
             http: reqwest::Client::new(),
             stop: Some(stop),
             task: Some(task),
+            database,
         }
     }
 
