@@ -1,6 +1,7 @@
 //! `mode=query`: the orders due, streamed as CommerceML while they are read page by page.
 //!
-//! A blocking task pages through `Store::orders_due`, converts the orders with
+//! A task on the runtime reads `Store::orders_due` page by page, a couple of pages ahead; a
+//! blocking task converts the orders with
 //! `exchange::export::order_document`, runs the export hook on each, records the orders it will
 //! write as offered in the session's ledger (confirmed only at `success`) and writes them through
 //! `commerceml::Writer` into a sink that hands 64 KiB chunks to the response body over a bounded
@@ -17,6 +18,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset, Utc};
 use commerceml::{SchemaVersion, WriteOptions, Writer};
+use exchange::domain::Order;
 use exchange::protocol::Mode;
 use store::Session;
 use tokio::runtime::Handle;
@@ -27,6 +29,8 @@ use crate::metrics::ErrorKind;
 use crate::startup::App;
 
 const CHUNK: usize = 64 << 10;
+/// Pages of due orders read ahead of the writer.
+const PAGES_AHEAD: usize = 2;
 
 /// The streaming `query` response. The producer journals the request when it is done.
 pub fn query_response(
@@ -107,16 +111,11 @@ fn write_orders(
     let mut writer = Writer::new(&mut *sink, options)?;
     let mut count = 0u64;
     if settings.export_enabled {
-        let page_size = app.config.pacing.query_page_size;
-        let mut after = 0i64;
-        loop {
-            let page = rt.block_on(app.store.orders_due(
-                &settings.export_statuses,
-                after,
-                page_size,
-            ))?;
-            let Some(last) = page.last() else { break };
-            after = last.id;
+        // The next pages are read (and their JSON decoded) on the runtime while this thread
+        // builds and writes the current one: the two halves of the work overlap.
+        let mut pages = prefetch_due_pages(app, rt);
+        while let Some(page) = pages.blocking_recv() {
+            let page = page?;
             let mut docs = Vec::with_capacity(page.len());
             for order in &page {
                 let mut doc = exchange::export::order_document(order, &schema, settings);
@@ -139,14 +138,41 @@ fn write_orders(
                 writer.write_document(doc)?;
                 count += 1;
             }
-            if page.len() < page_size as usize {
-                break;
-            }
         }
     }
     writer.finish()?;
     sink.send_rest()?;
     Ok(count)
+}
+
+/// Pages of the orders due, read ahead on the runtime: at most [`PAGES_AHEAD`] pages wait in
+/// memory. The reader stops at the last page, at the first error (sent as the last item), or
+/// when the receiver is dropped (1C went away).
+fn prefetch_due_pages(app: &App, rt: &Handle) -> mpsc::Receiver<store::Result<Vec<Order>>> {
+    let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+    let store = Arc::clone(&app.store);
+    let statuses = app.config.exchange.export_statuses.clone();
+    let page_size = app.config.pacing.query_page_size;
+    rt.spawn(async move {
+        let mut after = 0i64;
+        loop {
+            let page = store.orders_due(&statuses, after, page_size).await;
+            let last = match &page {
+                Ok(p) => p.last().map(|o| o.id),
+                Err(_) => None,
+            };
+            let full = page.as_ref().is_ok_and(|p| p.len() >= page_size as usize);
+            let empty = page.as_ref().is_ok_and(Vec::is_empty);
+            if empty || tx.send(page).await.is_err() {
+                break;
+            }
+            match last {
+                Some(id) if full => after = id,
+                _ => break,
+            }
+        }
+    });
+    rx
 }
 
 /// A `Write` that sends full chunks to the response body; blocks when 1C reads slowly.

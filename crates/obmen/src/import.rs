@@ -1,7 +1,7 @@
 //! Applying 1C files (`mode=file` in the legacy protocol, `mode=import` in the new one).
 //!
 //! The upload is streamed out of the database through the CommerceML reader; each document is
-//! matched to its order (`Store::find_order_for_document`), interpreted and planned by
+//! interpreted, matched to its order in batches (`Store::find_orders_for_documents`), planned by
 //! `exchange::import`, and the changes are applied in batches (one transaction each). Large files
 //! are applied in time slices: the number of root items done is kept in the database, and
 //! `import` answers `progress` until the file is through.
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use commerceml::{Document, Item};
-use exchange::import::{interpret, plan, unknown_order_message};
+use exchange::import::{interpret, plan, unknown_order_message, Incoming};
 use store::{ImportProgress, Session, Store, Update};
 use tokio::runtime::Handle;
 
@@ -288,6 +288,7 @@ pub fn run_slice(
         app,
         rt,
         now,
+        queued: Vec::new(),
         pending: Vec::new(),
         pending_ids: HashSet::new(),
         documents: 0,
@@ -319,7 +320,7 @@ pub fn run_slice(
             break;
         }
     }
-    applier.flush()?;
+    applier.resolve()?;
     app.metrics.documents_imported(applier.documents);
     for _ in &applier.messages {
         app.metrics.error(ErrorKind::Document);
@@ -336,10 +337,20 @@ struct Applier<'a> {
     app: &'a App,
     rt: &'a Handle,
     now: DateTime<Utc>,
+    /// Documents read but not yet matched to their orders, and messages in document order.
+    queued: Vec<Queued>,
     pending: Vec<(i64, Update, String)>,
     pending_ids: HashSet<i64>,
     documents: u64,
     messages: Vec<String>,
+}
+
+/// A document waiting for the batch lookup, or a message about one that needs none.
+// Nearly every entry is a document: boxing it would cost an allocation per document.
+#[allow(clippy::large_enum_variant)]
+enum Queued {
+    Document(Incoming),
+    Message(String),
 }
 
 impl Applier<'_> {
@@ -348,48 +359,80 @@ impl Applier<'_> {
         let hooked = match self.app.hooks.import(doc) {
             Ok(d) => d,
             Err(message) => {
-                self.messages.push(message);
+                self.queued.push(Queued::Message(message));
                 return Ok(());
             }
         };
         let doc: &Document = &hooked;
         self.documents += 1;
         let inc = interpret(doc, &self.app.config.exchange.statuses);
-        let store = self.app.store.as_ref();
         if inc.number.is_none() && inc.id.is_none() {
-            self.messages
-                .push("A document without a number or id was skipped".to_owned());
+            self.queued.push(Queued::Message(
+                "A document without a number or id was skipped".to_owned(),
+            ));
             return Ok(());
         }
-        let find = |rt: &Handle| {
-            rt.block_on(store.find_order_for_document(inc.number.as_deref(), inc.id.as_deref()))
-        };
-        let mut order = find(self.rt)?;
-        if order
-            .as_ref()
-            .is_some_and(|o| self.pending_ids.contains(&o.id))
-        {
-            // A second document for the same order in this batch (order + payment + shipment):
-            // apply what is pending first so the plan compares against the current state.
-            self.flush()?;
-            order = find(self.rt)?;
-        }
-        let Some(order) = order else {
-            let shown = inc.number.or(inc.id).unwrap_or_default();
-            self.messages.push(unknown_order_message(&shown));
-            return Ok(());
-        };
-        let mut update = plan(&order, &inc);
-        self.messages.append(&mut update.messages);
-        if !update.is_empty() {
-            self.pending_ids.insert(order.id);
-            self.pending
-                .push((order.id, update, order.input.number.clone()));
-            if self.pending.len() >= BATCH {
-                self.flush()?;
-            }
+        self.queued.push(Queued::Document(inc));
+        if self.queued.len() >= BATCH {
+            self.resolve()?;
         }
         Ok(())
+    }
+
+    /// Matches the queued documents to their orders with one batch lookup, plans each against
+    /// its order and applies the batch.
+    fn resolve(&mut self) -> Result<(), SliceError> {
+        if self.queued.is_empty() {
+            return Ok(());
+        }
+        let queued = std::mem::take(&mut self.queued);
+        let keys: Vec<(Option<&str>, Option<&str>)> = queued
+            .iter()
+            .filter_map(|q| match q {
+                Queued::Document(inc) => Some((inc.number.as_deref(), inc.id.as_deref())),
+                Queued::Message(_) => None,
+            })
+            .collect();
+        let store = self.app.store.as_ref();
+        let mut found = self
+            .rt
+            .block_on(store.find_orders_for_documents(&keys))?
+            .into_iter();
+        for q in queued {
+            let inc = match q {
+                Queued::Document(inc) => inc,
+                Queued::Message(m) => {
+                    self.messages.push(m);
+                    continue;
+                }
+            };
+            let mut order = found.next().flatten();
+            if order
+                .as_ref()
+                .is_some_and(|o| self.pending_ids.contains(&o.id))
+            {
+                // A second document for the same order in this batch (order + payment +
+                // shipment): apply what is pending first so the plan compares against the
+                // current state.
+                self.flush()?;
+                order = self.rt.block_on(
+                    store.find_order_for_document(inc.number.as_deref(), inc.id.as_deref()),
+                )?;
+            }
+            let Some(order) = order else {
+                let shown = inc.number.or(inc.id).unwrap_or_default();
+                self.messages.push(unknown_order_message(&shown));
+                continue;
+            };
+            let mut update = plan(&order, &inc);
+            self.messages.append(&mut update.messages);
+            if !update.is_empty() {
+                self.pending_ids.insert(order.id);
+                self.pending
+                    .push((order.id, update, order.input.number.clone()));
+            }
+        }
+        self.flush()
     }
 
     fn flush(&mut self) -> Result<(), SliceError> {

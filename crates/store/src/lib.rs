@@ -21,6 +21,7 @@ use chrono::{DateTime, Utc};
 use exchange::domain::{Order, OrderInput};
 
 mod error;
+mod lookup;
 mod outbox;
 mod postgres;
 mod sqlite;
@@ -104,6 +105,21 @@ pub trait Store: Send + Sync {
         number: Option<&str>,
         id: Option<&str>,
     ) -> Result<Option<Order>>;
+
+    /// [`Store::find_order_for_document`] for a batch of documents: one answer per
+    /// `(number, id)` key, in the order of the keys, by the same rules. Backends answer with a
+    /// few set lookups per batch rather than queries per document (a 1C file carries up to
+    /// hundreds of thousands of documents).
+    async fn find_orders_for_documents(
+        &self,
+        keys: &[(Option<&str>, Option<&str>)],
+    ) -> Result<Vec<Option<Order>>> {
+        let mut found = Vec::with_capacity(keys.len());
+        for (number, id) in keys {
+            found.push(self.find_order_for_document(*number, *id).await?);
+        }
+        Ok(found)
+    }
 
     /// Applies what a 1C document reported, in one transaction. Only fields that differ from the
     /// stored order change (checked again here, so applying the same update twice is a no-op);

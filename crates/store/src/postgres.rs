@@ -25,6 +25,7 @@ use exchange::domain::{Order, OrderInput, Source, StatusChange};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
+use crate::lookup::{Column, Resolver};
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
     OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
@@ -811,6 +812,42 @@ impl Store for PgStore {
             return fetch_one_order(&mut conn, clause, BindValue::Text(id)).await;
         }
         Ok(None)
+    }
+
+    async fn find_orders_for_documents(
+        &self,
+        keys: &[(Option<&str>, Option<&str>)],
+    ) -> Result<Vec<Option<Order>>> {
+        let mut resolver = Resolver::new(keys);
+        let mut conn = self.pool.acquire().await?;
+        for column in Column::PASSES {
+            let wanted = resolver.wanted(column);
+            if wanted.is_empty() {
+                continue;
+            }
+            let sql = format!(
+                "SELECT {ORDER_COLUMNS} FROM orders WHERE {} = ANY($1) ORDER BY id",
+                column.name()
+            );
+            let q = sqlx::query(&sql);
+            let q = match column {
+                // `wanted` holds only numeric ids for this column.
+                Column::Id => q.bind(
+                    wanted
+                        .iter()
+                        .map(|v| v.parse::<i64>().unwrap_or_default())
+                        .collect::<Vec<i64>>(),
+                ),
+                _ => q.bind(wanted),
+            };
+            let mut orders = Vec::new();
+            for row in q.fetch_all(&mut *conn).await? {
+                orders.push(order_from_row(&row)?.order);
+            }
+            resolver.accept(column, orders);
+        }
+        attach_history(&mut conn, resolver.orders_mut().iter_mut()).await?;
+        Ok(resolver.finish())
     }
 
     async fn apply_update(

@@ -15,6 +15,7 @@ use sqlx::sqlite::{
 };
 use sqlx::Row;
 
+use crate::lookup::{Column, Resolver};
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
     OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
@@ -857,6 +858,39 @@ impl Store for SqliteStore {
         let mut order = row.order;
         order.history = history_of(&mut conn, order.id).await?;
         Ok(Some(order))
+    }
+
+    async fn find_orders_for_documents(
+        &self,
+        keys: &[(Option<&str>, Option<&str>)],
+    ) -> Result<Vec<Option<Order>>> {
+        let mut resolver = Resolver::new(keys);
+        let mut conn = self.reader.acquire().await?;
+        for column in Column::PASSES {
+            let wanted = resolver.wanted(column);
+            let mut orders = Vec::new();
+            for chunk in wanted.chunks(IN_CHUNK) {
+                let sql = format!(
+                    "SELECT {ORDER_COLUMNS} FROM orders WHERE {} IN ({}) ORDER BY id",
+                    column.name(),
+                    placeholders(chunk.len())
+                );
+                let mut q = sqlx::query(&sql);
+                for value in chunk {
+                    q = match column {
+                        // `wanted` holds only numeric ids for this column.
+                        Column::Id => q.bind(value.parse::<i64>().unwrap_or_default()),
+                        _ => q.bind(value.as_str()),
+                    };
+                }
+                for row in q.fetch_all(&mut *conn).await? {
+                    orders.push(order_from_row(&row)?.order);
+                }
+            }
+            resolver.accept(column, orders);
+        }
+        attach_history(&mut conn, resolver.orders_mut()).await?;
+        Ok(resolver.finish())
     }
 
     async fn apply_update(

@@ -598,6 +598,83 @@ pub async fn find_order_for_document(store: Arc<dyn Store>) {
     );
 }
 
+/// The batch lookup answers every key as the one-document lookup does, in key order, with
+/// history, also for repeated keys and for 1C numbers shared by several orders.
+pub async fn find_orders_for_documents(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t = tag();
+    let mut orders = Vec::new();
+    for i in 0..4 {
+        let o = store
+            .upsert_order(&order(&format!("F{i}-{t}")), at(0))
+            .await
+            .unwrap()
+            .into_order();
+        orders.push(o);
+    }
+    let number_1c = format!("УТ-F-{t}");
+    let guid = format!("guid-F-{t}");
+    // Two orders share 1C's number: the lower id wins, as in the one-document lookup.
+    for o in [&orders[2], &orders[1]] {
+        let u = Update {
+            number_1c: Some(number_1c.clone()),
+            status: Some("P".to_owned()),
+            ..Update::default()
+        };
+        store.apply_update(o.id, &u, at(1)).await.unwrap();
+    }
+    let u = Update {
+        id_1c: Some(guid.clone()),
+        ..Update::default()
+    };
+    store.apply_update(orders[3].id, &u, at(1)).await.unwrap();
+    let own_id = orders[0].id.to_string();
+    let padded_id = format!("00{}", orders[3].id);
+    let n1 = orders[1].input.number.clone();
+    let keys: Vec<(Option<&str>, Option<&str>)> = vec![
+        (Some(&orders[0].input.number), None),
+        (Some("no such number"), Some(&own_id)),
+        (Some(&number_1c), None),
+        (None, Some(&guid)),
+        (Some("nope"), Some("also-nope")),
+        (None, None),
+        (Some(" "), Some("")),
+        (Some(&n1), Some(&guid)),
+        (Some(&orders[0].input.number), None),
+        (Some("x"), Some(&padded_id)),
+    ];
+    let batch = store.find_orders_for_documents(&keys).await.unwrap();
+    assert_eq!(batch.len(), keys.len());
+    for ((number, id), got) in keys.iter().zip(&batch) {
+        let one = store.find_order_for_document(*number, *id).await.unwrap();
+        assert_eq!(got, &one, "key {number:?} {id:?}");
+    }
+    let ids: Vec<Option<i64>> = batch.iter().map(|o| o.as_ref().map(|o| o.id)).collect();
+    assert_eq!(
+        ids,
+        [
+            Some(orders[0].id),
+            Some(orders[0].id),
+            Some(orders[1].id),
+            Some(orders[3].id),
+            None,
+            None,
+            None,
+            Some(orders[1].id),
+            Some(orders[0].id),
+            Some(orders[3].id),
+        ]
+    );
+    // History comes along: order 1 was set to P by 1C.
+    let h = &batch[2].as_ref().unwrap().history;
+    assert_eq!(h.last().map(|c| c.status.as_str()), Some("P"));
+    assert!(store
+        .find_orders_for_documents(&[])
+        .await
+        .unwrap()
+        .is_empty());
+}
+
 /// Updates in a batch: one transaction, replay-safe, unknown ids refused.
 pub async fn apply_updates_in_batch(store: Arc<dyn Store>) {
     let store = &*store;
@@ -1081,6 +1158,13 @@ macro_rules! contract_tests {
                 return;
             };
             suite::apply_updates_in_batch(store).await;
+        }
+        #[tokio::test]
+        async fn find_orders_for_documents() {
+            let Some((store, _guard)) = $fresh().await.into() else {
+                return;
+            };
+            suite::find_orders_for_documents(store).await;
         }
         #[tokio::test]
         async fn sessions() {
