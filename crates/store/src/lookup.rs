@@ -175,7 +175,7 @@ mod tests {
             (Some("S-1"), Some("guid-4")),   // number wins over 1C's id
         ];
         let mut r = Resolver::new(&keys);
-        assert_eq!(r.wanted(Column::Number), ["S-1", "unknown"]);
+        assert_eq!(r.wanted(Column::Number), ["S-1", "unknown", "УТ-3"]);
         r.accept(Column::Number, vec![order(1, "S-1", None, None)]);
         assert_eq!(r.wanted(Column::Id), ["2"]);
         r.accept(Column::Id, vec![order(2, "S-2", None, None)]);
