@@ -155,8 +155,10 @@ mod tests {
     use exchange::domain::OrderInput;
 
     fn order(id: i64, number: &str, number_1c: Option<&str>, id_1c: Option<&str>) -> Order {
-        let input: OrderInput =
-            serde_json::from_value(serde_json::json!({ "number": number, "items": [] })).unwrap();
+        let input: OrderInput = serde_json::from_value(serde_json::json!({
+            "number": number, "items": [], "customer": {"type": "person", "name": "X"}
+        }))
+        .unwrap();
         let at = chrono::DateTime::UNIX_EPOCH;
         let mut o = Order::new(id, input, at);
         o.number_1c = number_1c.map(str::to_owned);
