@@ -1,0 +1,294 @@
+//! The webhook to the store over real HTTP on loopback: a receiver that refuses some requests,
+//! a real SQLite file, the durable queue across a restart of the server.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderMap, StatusCode};
+use common::{order_json, status_doc, status_file, TestApp};
+use obmen::config::{Config, Secret};
+use obmen::webhook::signature;
+use tokio::sync::Mutex;
+
+const SECRET: &str = "hook-secret";
+
+/// One request the receiver saw.
+#[derive(Debug, Clone)]
+struct Request {
+    event_id: String,
+    signature: String,
+    body: Vec<u8>,
+    acknowledged: bool,
+}
+
+/// A webhook receiver on loopback: refuses the first `fail_first` requests with 503, and
+/// every request while it is down.
+#[derive(Clone)]
+struct Receiver {
+    addr: SocketAddr,
+    seen: Arc<Mutex<Vec<Request>>>,
+    up: Arc<AtomicBool>,
+}
+
+impl Receiver {
+    async fn start(fail_first: usize) -> Self {
+        use axum::routing::post;
+        let seen: Arc<Mutex<Vec<Request>>> = Arc::default();
+        let up = Arc::new(AtomicBool::new(true));
+        let count = Arc::new(AtomicUsize::new(0));
+        let (sink, gate) = (Arc::clone(&seen), Arc::clone(&up));
+        let router = axum::Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let (sink, gate, count) =
+                    (Arc::clone(&sink), Arc::clone(&gate), Arc::clone(&count));
+                async move {
+                    let n = count.fetch_add(1, Ordering::SeqCst);
+                    let acknowledged = gate.load(Ordering::SeqCst) && n >= fail_first;
+                    let header = |name: &str| {
+                        headers
+                            .get(name)
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or_default()
+                            .to_owned()
+                    };
+                    sink.lock().await.push(Request {
+                        event_id: header("x-obmen-event"),
+                        signature: header("x-obmen-signature"),
+                        body: body.to_vec(),
+                        acknowledged,
+                    });
+                    if acknowledged {
+                        StatusCode::NO_CONTENT
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { addr, seen, up }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+
+    async fn requests(&self) -> Vec<Request> {
+        self.seen.lock().await.clone()
+    }
+
+    /// Waits until `n` distinct events were acknowledged, then a little longer for repeats.
+    async fn wait_acknowledged(&self, n: usize) -> Vec<Request> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let acked = self
+                .requests()
+                .await
+                .iter()
+                .filter(|r| r.acknowledged)
+                .map(|r| r.event_id.clone())
+                .collect::<BTreeSet<_>>()
+                .len();
+            if acked >= n {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {acked} of {n} events acknowledged: {:#?}",
+                self.requests().await
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // A repeat, if there were one, would come within a few retry delays.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        self.requests().await
+    }
+}
+
+/// The webhook settings of the tests: fast retries.
+fn with_webhook(receiver: &Receiver) -> impl FnOnce(&mut Config) {
+    let url = receiver.url();
+    move |c: &mut Config| {
+        c.webhook.url = Some(url);
+        c.webhook.secret = Some(Secret::new(SECRET));
+        c.webhook.base_delay_ms = 20;
+        c.webhook.max_delay_ms = 100;
+        c.webhook.timeout_ms = 2000;
+    }
+}
+
+/// Applies one 1C file with these `(number, 1C status)` changes through the exchange.
+async fn import_statuses(t: &TestApp, changes: &[(&str, &str)]) {
+    let docs: Vec<String> = changes
+        .iter()
+        .map(|(number, status)| status_doc(number, &[("Статус заказа", status)]))
+        .collect();
+    let mut onec = t.onec();
+    onec.start().await;
+    onec.file("orders.xml", &status_file(&docs, "UTF-8")).await;
+    assert_eq!(onec.import("orders.xml").await.text(), "success\n");
+}
+
+/// Checks that every acknowledged event was acknowledged once, with a valid signature, and
+/// returns `(number, status)` of each, by event id.
+fn acknowledged_once(requests: &[Request]) -> BTreeMap<i64, (String, String)> {
+    let mut events = BTreeMap::new();
+    let mut bodies: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for r in requests {
+        assert_eq!(
+            r.signature,
+            signature(SECRET, &r.body),
+            "signature of {r:?}"
+        );
+        // Every attempt of an event carries the same body.
+        let first = bodies.entry(r.event_id.clone()).or_insert(r.body.clone());
+        assert_eq!(*first, r.body, "attempts of event {} differ", r.event_id);
+        if !r.acknowledged {
+            continue;
+        }
+        let body: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+        assert_eq!(body["event"], "status_changed");
+        assert_eq!(body["source"], "1c");
+        let id: i64 = r.event_id.parse().expect("numeric event id");
+        let entry = (
+            body["number"].as_str().unwrap().to_owned(),
+            body["status"].as_str().unwrap().to_owned(),
+        );
+        assert!(
+            events.insert(id, entry).is_none(),
+            "event {id} acknowledged twice"
+        );
+    }
+    // Nothing is sent after its acknowledgement.
+    for id in events.keys() {
+        let last = requests
+            .iter()
+            .rposition(|r| r.event_id == id.to_string())
+            .unwrap();
+        assert!(requests[last].acknowledged, "event {id} sent after its ack");
+    }
+    events
+}
+
+fn pairs(events: &BTreeMap<i64, (String, String)>) -> Vec<(String, String)> {
+    events.values().cloned().collect()
+}
+
+fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_change_is_delivered_once_signed_despite_failures() {
+    let receiver = Receiver::start(5).await;
+    let t = TestApp::spawn_with(with_webhook(&receiver)).await;
+    for number in ["W-1", "W-2", "W-3"] {
+        assert_eq!(t.post_order(&order_json(number, "N")).await.status(), 201);
+    }
+    import_statuses(
+        &t,
+        &[
+            ("W-1", "В работе"),
+            ("W-2", "Выполнен"),
+            ("W-3", "Передан курьеру"),
+        ],
+    )
+    .await;
+    // The same file again changes nothing and reports nothing; a new status of W-1 does.
+    import_statuses(
+        &t,
+        &[
+            ("W-1", "В работе"),
+            ("W-2", "Выполнен"),
+            ("W-3", "Передан курьеру"),
+        ],
+    )
+    .await;
+    import_statuses(&t, &[("W-1", "Отменен клиентом")]).await;
+
+    let requests = receiver.wait_acknowledged(4).await;
+    assert!(
+        requests.iter().filter(|r| !r.acknowledged).count() >= 5,
+        "the first requests were refused and retried"
+    );
+    let events = acknowledged_once(&requests);
+    assert_eq!(
+        pairs(&events),
+        owned(&[("W-1", "P"), ("W-2", "FF"), ("W-3", "F"), ("W-1", "C")])
+    );
+    let stored = t.app.store.webhook_events(0, 100).await.unwrap();
+    assert_eq!(stored.len(), 4);
+    assert!(stored.iter().all(store::WebhookEvent::is_delivered));
+    assert!(stored
+        .iter()
+        .any(|e| e.attempts > 1 && e.last_error.is_none()));
+    assert_eq!(t.app.store.webhook_next_due().await.unwrap(), None);
+    t.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_recorded_while_the_receiver_is_down_survive_a_restart() {
+    let receiver = Receiver::start(0).await;
+    receiver.set_up(false);
+    let t = TestApp::spawn_with(with_webhook(&receiver)).await;
+    for number in ["D-1", "D-2"] {
+        t.post_order(&order_json(number, "N")).await;
+    }
+    import_statuses(&t, &[("D-1", "Выполнен"), ("D-2", "Отменен клиентом")]).await;
+    // Both are tried and refused.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver
+        .requests()
+        .await
+        .iter()
+        .map(|r| r.event_id.clone())
+        .collect::<BTreeSet<_>>()
+        .len()
+        < 2
+    {
+        assert!(Instant::now() < deadline, "events not attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dir = t.stop().await;
+    let tried = receiver.requests().await.len();
+
+    // Stopped: the events wait in the database file.
+    let store = store::open(dir.path().join("obmen.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let pending = store.webhook_events(0, 100).await.unwrap();
+    assert_eq!(pending.len(), 2);
+    assert!(pending.iter().all(|e| !e.is_delivered() && e.attempts >= 1));
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        receiver.requests().await.len(),
+        tried,
+        "a stopped server sends nothing"
+    );
+
+    // The receiver is back, the server starts again on the same file: each event arrives once.
+    receiver.set_up(true);
+    let t = TestApp::spawn_in(dir, with_webhook(&receiver)).await;
+    let requests = receiver.wait_acknowledged(2).await;
+    let events = acknowledged_once(&requests);
+    assert_eq!(pairs(&events), owned(&[("D-1", "FF"), ("D-2", "C")]));
+    let stored = t.app.store.webhook_events(0, 100).await.unwrap();
+    assert!(stored.iter().all(store::WebhookEvent::is_delivered));
+    t.stop().await;
+}
