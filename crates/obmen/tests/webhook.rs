@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use common::{order_json, status_doc, status_file, TestApp};
+use common::{order_json, status_doc, status_file, OneC, TestApp};
 use obmen::config::{Config, Secret};
 use obmen::webhook::signature;
 use tokio::sync::Mutex;
@@ -131,11 +131,15 @@ fn with_webhook(receiver: &Receiver) -> impl FnOnce(&mut Config) {
 
 /// Applies one 1C file with these `(number, 1C status)` changes through the exchange.
 async fn import_statuses(t: &TestApp, changes: &[(&str, &str)]) {
+    import_statuses_as(t.onec(), changes).await;
+}
+
+/// [`import_statuses`] through this 1C client.
+async fn import_statuses_as(mut onec: OneC, changes: &[(&str, &str)]) {
     let docs: Vec<String> = changes
         .iter()
         .map(|(number, status)| status_doc(number, &[("Статус заказа", status)]))
         .collect();
-    let mut onec = t.onec();
     onec.start().await;
     onec.file("orders.xml", &status_file(&docs, "UTF-8")).await;
     assert_eq!(onec.import("orders.xml").await.text(), "success\n");
@@ -291,4 +295,116 @@ async fn events_recorded_while_the_receiver_is_down_survive_a_restart() {
     let stored = t.app.store.webhook_events(0, 100).await.unwrap();
     assert!(stored.iter().all(store::WebhookEvent::is_delivered));
     t.stop().await;
+}
+
+/// `obmen serve` (the built binary) on a free port over the SQLite file in `dir`.
+struct Process {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Process {
+    async fn start(dir: &std::path::Path, receiver: &Receiver) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_obmen"))
+            .arg("serve")
+            .current_dir(dir)
+            .env("OBMEN_LISTEN", format!("127.0.0.1:{port}"))
+            .env("OBMEN_DATABASE_URL", dir.join("obmen.db"))
+            .env("OBMEN_API_TOKEN", common::TOKEN)
+            .env("OBMEN_EXCHANGE_USER", common::USER)
+            .env("OBMEN_EXCHANGE_PASSWORD", common::PASSWORD)
+            .env("OBMEN_WEBHOOK__URL", receiver.url())
+            .env("OBMEN_WEBHOOK__SECRET", SECRET)
+            .env("OBMEN_WEBHOOK__BASE_DELAY_MS", "20")
+            .env("OBMEN_WEBHOOK__MAX_DELAY_MS", "100")
+            // A lease left by the killed process ends soon.
+            .env("OBMEN_WEBHOOK__TIMEOUT_MS", "1000")
+            .env("RUST_LOG", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !reqwest::get(format!("{base}/healthz"))
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            assert!(Instant::now() < deadline, "obmen serve did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self { child, base }
+    }
+
+    fn onec(&self) -> OneC {
+        OneC {
+            http: reqwest::Client::new(),
+            base: format!("{}/bitrix/admin/1c_exchange.php", self.base),
+            cookie: None,
+            sessid: None,
+            send_sessid: true,
+        }
+    }
+
+    /// `kill -9`.
+    fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // SIGKILL on Unix: no graceful shutdown.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_survive_kill_9_of_obmen_serve() {
+    let receiver = Receiver::start(0).await;
+    receiver.set_up(false);
+    let dir = tempfile::tempdir().unwrap();
+    let server = Process::start(dir.path(), &receiver).await;
+    let http = reqwest::Client::new();
+    for number in ["K-1", "K-2", "K-3"] {
+        let r = http
+            .post(format!("{}/api/v1/orders", server.base))
+            .bearer_auth(common::TOKEN)
+            .json(&order_json(number, "N"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+    }
+    import_statuses_as(
+        server.onec(),
+        &[
+            ("K-1", "Выполнен"),
+            ("K-2", "В работе"),
+            ("K-3", "Отменен клиентом"),
+        ],
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while receiver.requests().await.len() < 3 {
+        assert!(Instant::now() < deadline, "events not attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.kill();
+
+    receiver.set_up(true);
+    let server = Process::start(dir.path(), &receiver).await;
+    let requests = receiver.wait_acknowledged(3).await;
+    let events = acknowledged_once(&requests);
+    assert_eq!(
+        pairs(&events),
+        owned(&[("K-1", "FF"), ("K-2", "P"), ("K-3", "C")])
+    );
+    server.kill();
 }
