@@ -408,3 +408,107 @@ async fn events_survive_kill_9_of_obmen_serve() {
     );
     server.kill();
 }
+
+// ----- PostgreSQL: two instances on one database -----
+
+/// A fresh schema in the database named by `OBMEN_TEST_POSTGRES_URL`, dropped on drop.
+struct PgSchema {
+    admin_url: String,
+    name: String,
+}
+
+impl PgSchema {
+    /// `None` (with a notice) when the variable is unset; panics when it is set and the
+    /// database cannot be reached.
+    async fn create() -> Option<Self> {
+        use sqlx::{Connection as _, Executor as _};
+        let admin_url = match std::env::var("OBMEN_TEST_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
+            _ => {
+                eprintln!("notice: OBMEN_TEST_POSTGRES_URL is not set; the PostgreSQL webhook test passes without running");
+                return None;
+            }
+        };
+        let name = format!("obmen_webhook_{:016x}", rand::random::<u64>());
+        let mut conn = sqlx::PgConnection::connect(&admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} cannot be reached: {e}"));
+        conn.execute(format!("CREATE SCHEMA {name}").as_str())
+            .await
+            .unwrap();
+        conn.close().await.ok();
+        Some(Self { admin_url, name })
+    }
+
+    fn url(&self) -> String {
+        let sep = if self.admin_url.contains('?') {
+            '&'
+        } else {
+            '?'
+        };
+        format!("{}{sep}options[search_path]={}", self.admin_url, self.name)
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        use sqlx::{Connection as _, Executor as _};
+        let (url, name) = (self.admin_url.clone(), self.name.clone());
+        // Drop runs inside the test's runtime: do the async work on a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
+                    let _ = conn
+                        .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
+                        .await;
+                    let _ = conn.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_instances_on_one_postgres_database_deliver_each_event_once() {
+    let Some(schema) = PgSchema::create().await else {
+        return;
+    };
+    let receiver = Receiver::start(10).await;
+    let config = |receiver: &Receiver, url: String| {
+        let webhook = with_webhook(receiver);
+        move |c: &mut Config| {
+            webhook(c);
+            c.database_url = url;
+        }
+    };
+    let a = TestApp::spawn_with(config(&receiver, schema.url())).await;
+    let b = TestApp::spawn_with(config(&receiver, schema.url())).await;
+    let numbers: Vec<String> = (0..20).map(|i| format!("PG-{i:02}")).collect();
+    for number in &numbers {
+        assert_eq!(a.post_order(&order_json(number, "N")).await.status(), 201);
+    }
+    // Half the statuses arrive at one instance, half at the other.
+    let changes: Vec<(&str, &str)> = numbers.iter().map(|n| (n.as_str(), "Выполнен")).collect();
+    import_statuses(&a, &changes[..10]).await;
+    import_statuses(&b, &changes[10..]).await;
+
+    let requests = receiver.wait_acknowledged(20).await;
+    let events = acknowledged_once(&requests);
+    let mut got = pairs(&events);
+    got.sort();
+    let expected: Vec<(String, String)> = numbers
+        .iter()
+        .map(|n| (n.clone(), "FF".to_owned()))
+        .collect();
+    assert_eq!(got, expected);
+    let stored = b.app.store.webhook_events(0, 100).await.unwrap();
+    assert_eq!(stored.len(), 20);
+    assert!(stored.iter().all(store::WebhookEvent::is_delivered));
+    a.stop().await;
+    b.stop().await;
+}
