@@ -297,6 +297,54 @@ async fn events_recorded_while_the_receiver_is_down_survive_a_restart() {
     t.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_the_post_in_flight_and_keeps_the_event() {
+    use axum::routing::post;
+    // A receiver that never answers.
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let router = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            let seen_tx = seen_tx.clone();
+            async move {
+                let _ = seen_tx.send(());
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let t = TestApp::spawn_with(|c| {
+        c.webhook.url = Some(format!("http://{addr}/hook"));
+        c.webhook.timeout_ms = 500;
+    })
+    .await;
+    t.post_order(&order_json("S-1", "N")).await;
+    import_statuses(&t, &[("S-1", "Выполнен")]).await;
+    tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the event is posted");
+    let started = Instant::now();
+    let dir = t.stop().await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    // The attempt timed out and was recorded; the event waits for the next start.
+    let store = store::open(dir.path().join("obmen.db").to_str().unwrap())
+        .await
+        .unwrap();
+    let events = store.webhook_events(0, 10).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(!events[0].is_delivered());
+    assert_eq!(events[0].attempts, 1);
+    assert_eq!(events[0].leased_until, None, "{events:?}");
+    assert!(events[0].last_error.is_some());
+}
+
 /// `obmen serve` (the built binary) on a free port over the SQLite file in `dir`.
 struct Process {
     child: std::process::Child,
