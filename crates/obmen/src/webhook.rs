@@ -199,21 +199,10 @@ impl Webhook {
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         tokio::pin!(shutdown);
         loop {
-            let wait = match self.run_batch().await {
-                Ok(done) if !done.is_empty() => Duration::ZERO,
-                Ok(_) => match self.inner.store.webhook_next_due().await {
-                    Ok(Some(at)) => (at - self.inner.clock.now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(POLL),
-                    Ok(None) => POLL,
-                    Err(e) => {
-                        tracing::error!(error = %e, "webhook: cannot read the queue");
-                        POLL
-                    }
-                },
+            let wait = match self.step().await {
+                Ok(wait) => wait,
                 Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "webhook: claim failed");
+                    tracing::error!(error = %format!("{e:#}"), "webhook: cannot read the queue");
                     POLL
                 }
             };
@@ -225,6 +214,25 @@ impl Webhook {
                 () = tokio::time::sleep(wait) => {}
             }
         }
+    }
+
+    /// One turn of [`Webhook::run`]: posts a batch when an event is due; how long to sleep.
+    /// Looks before it claims, so an idle worker only reads (a claim is a write transaction).
+    async fn step(&self) -> anyhow::Result<Duration> {
+        let Some(at) = self.inner.store.webhook_next_due().await? else {
+            return Ok(POLL);
+        };
+        let until = (at - self.inner.clock.now())
+            .to_std()
+            .unwrap_or(Duration::ZERO);
+        if !until.is_zero() {
+            return Ok(until.min(POLL));
+        }
+        if self.run_batch().await?.is_empty() {
+            // Another instance claimed it first; look again shortly (its lease end is due next).
+            return Ok(Duration::from_millis(50));
+        }
+        Ok(Duration::ZERO)
     }
 
     /// One attempt for a claimed event; records the outcome in the store.
