@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::{HeaderMap, StatusCode};
-use common::{order_json, status_doc, status_file, OneC, TestApp};
+use common::{order_json, pg, status_doc, status_file, Backend, OneC, TestApp};
 use obmen::config::{Config, Secret};
 use obmen::webhook::signature;
 use tokio::sync::Mutex;
@@ -199,8 +199,20 @@ fn owned(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_status_change_is_delivered_once_signed_despite_failures() {
+    delivered_once_despite_failures(&Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_status_change_is_delivered_once_signed_despite_failures_on_postgres() {
+    let test = "every_status_change_is_delivered_once_signed_despite_failures_on_postgres";
+    if let Some(backend) = Backend::postgres(test) {
+        delivered_once_despite_failures(&backend).await;
+    }
+}
+
+async fn delivered_once_despite_failures(backend: &Backend) {
     let receiver = Receiver::start(5).await;
-    let t = TestApp::spawn_with(with_webhook(&receiver)).await;
+    let t = TestApp::on_with(backend, with_webhook(&receiver)).await;
     for number in ["W-1", "W-2", "W-3"] {
         assert_eq!(t.post_order(&order_json(number, "N")).await.status(), 201);
     }
@@ -459,73 +471,13 @@ async fn events_survive_kill_9_of_obmen_serve() {
 
 // ----- PostgreSQL: two instances on one database -----
 
-/// A fresh schema in the database named by `OBMEN_TEST_POSTGRES_URL`, dropped on drop.
-struct PgSchema {
-    admin_url: String,
-    name: String,
-}
-
-impl PgSchema {
-    /// `None` (with a notice) when the variable is unset; panics when it is set and the
-    /// database cannot be reached.
-    async fn create() -> Option<Self> {
-        use sqlx::{Connection as _, Executor as _};
-        let admin_url = match std::env::var("OBMEN_TEST_POSTGRES_URL") {
-            Ok(url) if !url.trim().is_empty() => url.trim().to_owned(),
-            _ => {
-                eprintln!("notice: OBMEN_TEST_POSTGRES_URL is not set; the PostgreSQL webhook test passes without running");
-                return None;
-            }
-        };
-        let name = format!("obmen_webhook_{:016x}", rand::random::<u64>());
-        let mut conn = sqlx::PgConnection::connect(&admin_url)
-            .await
-            .unwrap_or_else(|e| panic!("PostgreSQL at {admin_url} cannot be reached: {e}"));
-        conn.execute(format!("CREATE SCHEMA {name}").as_str())
-            .await
-            .unwrap();
-        conn.close().await.ok();
-        Some(Self { admin_url, name })
-    }
-
-    fn url(&self) -> String {
-        let sep = if self.admin_url.contains('?') {
-            '&'
-        } else {
-            '?'
-        };
-        format!("{}{sep}options[search_path]={}", self.admin_url, self.name)
-    }
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        use sqlx::{Connection as _, Executor as _};
-        let (url, name) = (self.admin_url.clone(), self.name.clone());
-        // Drop runs inside the test's runtime: do the async work on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&url).await {
-                    let _ = conn
-                        .execute(format!("DROP SCHEMA IF EXISTS {name} CASCADE").as_str())
-                        .await;
-                    let _ = conn.close().await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_instances_on_one_postgres_database_deliver_each_event_once() {
-    let Some(schema) = PgSchema::create().await else {
+    let test = "two_instances_on_one_postgres_database_deliver_each_event_once";
+    let Some(admin_url) = pg::admin_url(test) else {
         return;
     };
+    let database = pg::TestDatabase::create(&admin_url).await;
     let receiver = Receiver::start(10).await;
     let config = |receiver: &Receiver, url: String| {
         let webhook = with_webhook(receiver);
@@ -534,8 +486,8 @@ async fn two_instances_on_one_postgres_database_deliver_each_event_once() {
             c.database_url = url;
         }
     };
-    let a = TestApp::spawn_with(config(&receiver, schema.url())).await;
-    let b = TestApp::spawn_with(config(&receiver, schema.url())).await;
+    let a = TestApp::spawn_with(config(&receiver, database.url().to_owned())).await;
+    let b = TestApp::spawn_with(config(&receiver, database.url().to_owned())).await;
     let numbers: Vec<String> = (0..20).map(|i| format!("PG-{i:02}")).collect();
     for number in &numbers {
         assert_eq!(a.post_order(&order_json(number, "N")).await.status(), 201);
