@@ -203,7 +203,7 @@ pub struct DeliveryService {
 }
 
 /// Webhook settings.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Webhook {
     /// URL receiving a POST per status change from 1C; unset disables the webhook.
@@ -212,6 +212,24 @@ pub struct Webhook {
     /// HMAC-SHA256 key for the `X-Obmen-Signature` header.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<Secret>,
+    /// Milliseconds one POST may take before it counts as failed (and is retried).
+    pub timeout_ms: u64,
+    /// Delay before the second attempt, in milliseconds; doubles with every attempt.
+    pub base_delay_ms: u64,
+    /// Upper bound of the delay between attempts, in milliseconds.
+    pub max_delay_ms: u64,
+}
+
+impl Default for Webhook {
+    fn default() -> Self {
+        Self {
+            url: None,
+            secret: None,
+            timeout_ms: 10_000,
+            base_delay_ms: 1000,
+            max_delay_ms: 600_000,
+        }
+    }
 }
 
 impl Default for Config {
@@ -354,6 +372,13 @@ impl Config {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 problems.push(format!("webhook.url {url:?} must be an http(s) URL"));
             }
+        }
+        if self.webhook.timeout_ms == 0 || self.webhook.base_delay_ms == 0 {
+            problems
+                .push("webhook.timeout_ms and webhook.base_delay_ms must be positive".to_owned());
+        }
+        if self.webhook.base_delay_ms > self.webhook.max_delay_ms {
+            problems.push("webhook.base_delay_ms must not exceed webhook.max_delay_ms".to_owned());
         }
         if let Err(e) = self.exchange.validate() {
             problems.push(format!("exchange: {e}"));

@@ -21,7 +21,6 @@ use crate::http::exchange::Failure;
 use crate::metrics::ErrorKind;
 use crate::startup::App;
 use crate::unzip;
-use crate::webhook::StatusChanged;
 
 /// Updates applied per transaction.
 const BATCH: usize = 500;
@@ -445,21 +444,11 @@ impl Applier<'_> {
         let changed = self
             .rt
             .block_on(self.app.store.apply_updates(&batch, self.now))?;
+        // The webhook events were recorded by the store with the changes (durable queue).
         let mut status_changes = 0;
-        for ((_, update, number), changed) in pending.into_iter().zip(changed) {
-            if !changed {
-                continue;
-            }
-            if let Some(status) = &update.status {
+        for ((_, update, _), changed) in pending.into_iter().zip(changed) {
+            if changed && update.status.is_some() {
                 status_changes += 1;
-                if let Some(w) = &self.app.webhook {
-                    w.notify(StatusChanged::new(
-                        &number,
-                        status,
-                        update.status_1c.clone(),
-                        self.now,
-                    ));
-                }
             }
         }
         self.app.metrics.status_changes(status_changes);

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use exchange::clock::{Clock, SystemClock};
@@ -33,7 +34,7 @@ pub struct App {
     pub metrics: Metrics,
     /// The exchange login.
     pub credentials: Credentials,
-    /// Webhook sender, when configured.
+    /// Webhook worker, when `webhook.url` is set.
     pub webhook: Option<Webhook>,
     /// Real-time push worker, when `push.url` is set.
     pub push: Option<Arc<crate::push::Pusher>>,
@@ -94,14 +95,18 @@ pub async fn prepare(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<Pr
             }
         },
     };
-    let webhook = config.webhook.url.clone().map(|url| {
-        Webhook::new(
-            url,
-            config.webhook.secret.clone(),
+    let webhook = if config.webhook.url.is_some() {
+        let rng: crate::push::Rng =
+            Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy());
+        Some(Webhook::new(
+            &config.webhook,
             Arc::clone(&store),
             Arc::clone(&clock),
-        )
-    });
+            rng,
+        )?)
+    } else {
+        None
+    };
     let push = if config.push.enabled() {
         let rng: crate::push::Rng =
             Box::new(<rand::rngs::StdRng as rand::SeedableRng>::from_entropy());
@@ -138,7 +143,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let router = crate::http::router(Arc::clone(&app));
-    let worker = app.webhook.as_ref().map(|w| tokio::spawn(w.clone().run()));
+    // The webhook worker stops after the server: it finishes the POSTs in flight.
+    let (stop_webhook, stopped) = tokio::sync::watch::channel(false);
+    let worker = app.webhook.clone().map(|w| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(w.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
     let pusher = app
         .push
         .clone()
@@ -150,8 +162,13 @@ pub async fn serve(
     .with_graceful_shutdown(shutdown)
     .await
     .context("HTTP server failed");
-    if let Some(w) = worker {
-        w.abort();
+    let _ = stop_webhook.send(true);
+    if let Some(mut w) = worker {
+        let limit = Duration::from_millis(app.config.webhook.timeout_ms) + Duration::from_secs(1);
+        if tokio::time::timeout(limit, &mut w).await.is_err() {
+            tracing::warn!("the webhook worker did not stop in time; its leased events are retried after the next start");
+            w.abort();
+        }
     }
     if let Some(p) = pusher {
         p.abort();

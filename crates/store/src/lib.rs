@@ -10,7 +10,9 @@
 //! * exchange sessions, upload chunks and import progress, so any instance can serve the next
 //!   request of a 1C session;
 //! * the journal of every exchange request;
-//! * settings (key/value), e.g. the generated exchange password hash.
+//! * settings (key/value), e.g. the generated exchange password hash;
+//! * the push outbox and the webhook events (durable queues, see the `outbox` and `webhook`
+//!   modules).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -26,6 +28,7 @@ mod outbox;
 mod postgres;
 mod sqlite;
 mod types;
+mod webhook;
 
 pub use error::{Error, Result};
 /// What a 1C document changes in an order (only fields that differ are set).
@@ -37,6 +40,7 @@ pub use types::{
     ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, Session, SessionReport,
     UpsertOutcome,
 };
+pub use webhook::WebhookEvent;
 
 /// Opens the store named by `url` and brings its schema up to date.
 ///
@@ -321,6 +325,64 @@ pub trait Store: Send + Sync {
     async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
         Err(outbox_unsupported())
     }
+
+    // ----- webhook events (see the `webhook` module docs) -----
+    // Backends without webhook events keep the default bodies, which refuse.
+
+    /// Turns webhook events on for this handle: from now on [`Store::apply_update`] and
+    /// [`Store::apply_updates`] record a [`WebhookEvent`] for every status change they apply
+    /// (each history entry with source `1c`), in the same transaction, and `wake` is notified
+    /// after each commit that changed something.
+    fn enable_webhook_events(&self, wake: Arc<tokio::sync::Notify>) -> Result<()> {
+        let _ = wake;
+        Err(webhook_unsupported())
+    }
+
+    /// Leases up to `limit` undelivered events due at `now` (not leased, or their lease
+    /// expired) until `now + lease`, counting an attempt on each, oldest first. An event leased
+    /// by one caller is not returned to another until the lease ends (on PostgreSQL, claims of
+    /// several instances skip each other's rows instead of waiting).
+    async fn claim_webhook_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<WebhookEvent>> {
+        let _ = (now, limit, lease);
+        Err(webhook_unsupported())
+    }
+
+    /// The store acknowledged the event: it becomes delivered and is never claimed again.
+    /// Returns whether it changed (false when it was delivered already). [`Error::NotFound`]
+    /// for an unknown id.
+    async fn mark_webhook_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let _ = (id, now);
+        Err(webhook_unsupported())
+    }
+
+    /// The attempt failed and will be retried: the lease ends, the next attempt is not before
+    /// `next_at`, `error` is kept. Only an undelivered event changes. [`Error::NotFound`] for
+    /// an unknown id.
+    async fn mark_webhook_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        let _ = (id, next_at, error);
+        Err(webhook_unsupported())
+    }
+
+    /// Up to `limit` events (delivered or not) with ids greater than `after_id`, by id.
+    async fn webhook_events(&self, after_id: i64, limit: u32) -> Result<Vec<WebhookEvent>> {
+        let _ = (after_id, limit);
+        Err(webhook_unsupported())
+    }
+
+    /// When the earliest undelivered event becomes claimable (its next attempt or the end of
+    /// its lease, whichever is later); `None` when everything is delivered.
+    async fn webhook_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        Err(webhook_unsupported())
+    }
+}
+
+fn webhook_unsupported() -> Error {
+    Error::Invalid("this database backend keeps no webhook events".to_owned())
 }
 
 fn outbox_unsupported() -> Error {

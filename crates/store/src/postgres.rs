@@ -10,7 +10,8 @@
 //! * `confirm_session` locks the offered orders, then confirms only versions no other session
 //!   has confirmed; a partial unique index keeps each version confirmed at most once;
 //! * appends to one uploaded file are serialised by a transaction-scoped advisory lock.
-//! * the push outbox is claimed with `FOR UPDATE SKIP LOCKED` and a lease (see `outbox`).
+//! * the push outbox is claimed with `FOR UPDATE SKIP LOCKED` and a lease (see `outbox`), and
+//!   so are webhook events (see `webhook`).
 //!
 //! Bulk methods (`upsert_orders`, `apply_updates`, `orders_due`) use a few statements per batch
 //! (array parameters with `UNNEST`), not one round trip per order.
@@ -28,10 +29,11 @@ use sqlx::Row;
 use crate::lookup::{Column, Resolver};
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
-    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
+    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
 };
 
 mod outbox;
+mod webhook;
 
 /// Connections per instance.
 const MAX_CONNECTIONS: u32 = 8;
@@ -46,6 +48,8 @@ pub struct PgStore {
     pool: PgPool,
     /// Push outbox switch (off until [`Store::enable_outbox`]).
     outbox: outbox::Switch,
+    /// Webhook events switch (off until [`Store::enable_webhook_events`]).
+    webhook: webhook::Switch,
 }
 
 impl PgStore {
@@ -63,6 +67,7 @@ impl PgStore {
         Ok(Self {
             pool,
             outbox: outbox::Switch::default(),
+            webhook: webhook::Switch::default(),
         })
     }
 
@@ -566,11 +571,13 @@ impl OneCState {
     }
 }
 
-/// Applies `updates` in order in the transaction on `conn`; one flag per update.
+/// Applies `updates` in order in the transaction on `conn`; one flag per update. With
+/// `events`, each status change also records a webhook event.
 async fn apply_all(
     conn: &mut PgConnection,
     updates: &[(i64, &Update)],
     now: DateTime<Utc>,
+    events: bool,
 ) -> Result<Vec<bool>> {
     if updates.is_empty() {
         return Ok(Vec::new());
@@ -597,6 +604,7 @@ async fn apply_all(
     let mut changed = Vec::with_capacity(updates.len());
     let mut hist_order = Vec::new();
     let mut hist_status = Vec::new();
+    let mut hist_status_1c = Vec::new();
     for (id, update) in updates {
         let (state, dirty) = states.get_mut(id).ok_or(Error::NotFound)?;
         if update.is_empty() {
@@ -607,6 +615,7 @@ async fn apply_all(
         if status {
             hist_order.push(*id);
             hist_status.push(state.status.clone());
+            hist_status_1c.push(state.status_1c.clone());
         }
         *dirty |= any;
         changed.push(any);
@@ -660,6 +669,9 @@ async fn apply_all(
         .await?;
     }
     add_history(conn, &hist_order, &hist_status, Source::OneC, now).await?;
+    if events {
+        webhook::record(conn, &hist_order, &hist_status, &hist_status_1c, now).await?;
+    }
     Ok(changed)
 }
 
@@ -857,9 +869,13 @@ impl Store for PgStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.begin().await?;
-        let changed = apply_all(&mut tx, &[(order_id, update)], now).await?;
+        let changed = apply_all(&mut tx, &[(order_id, update)], now, self.webhook.is_on()).await?;
         tx.commit().await?;
-        Ok(changed.first().copied().unwrap_or(false))
+        let changed = changed.first().copied().unwrap_or(false);
+        if changed {
+            self.webhook.wake();
+        }
+        Ok(changed)
     }
 
     async fn apply_updates(
@@ -869,8 +885,11 @@ impl Store for PgStore {
     ) -> Result<Vec<bool>> {
         let refs: Vec<(i64, &Update)> = updates.iter().map(|(id, u)| (*id, u)).collect();
         let mut tx = self.begin().await?;
-        let changed = apply_all(&mut tx, &refs, now).await?;
+        let changed = apply_all(&mut tx, &refs, now, self.webhook.is_on()).await?;
         tx.commit().await?;
+        if changed.contains(&true) {
+            self.webhook.wake();
+        }
         Ok(changed)
     }
 
@@ -1371,5 +1390,34 @@ impl Store for PgStore {
 
     async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
         self.outbox_next_due_at().await
+    }
+
+    fn enable_webhook_events(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        self.webhook.enable(wake)
+    }
+
+    async fn claim_webhook_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: std::time::Duration,
+    ) -> Result<Vec<WebhookEvent>> {
+        self.webhook_claim(now, limit, lease).await
+    }
+
+    async fn mark_webhook_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        self.webhook_mark_delivered(id, now).await
+    }
+
+    async fn mark_webhook_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.webhook_mark_retry(id, next_at, error).await
+    }
+
+    async fn webhook_events(&self, after_id: i64, limit: u32) -> Result<Vec<WebhookEvent>> {
+        self.webhook_list(after_id, limit).await
+    }
+
+    async fn webhook_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        self.webhook_next_due_at().await
     }
 }

@@ -18,10 +18,11 @@ use sqlx::Row;
 use crate::lookup::{Column, Resolver};
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
-    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
+    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
 };
 
 mod outbox;
+mod webhook;
 
 /// How long a writer waits for another writer before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -37,6 +38,8 @@ pub struct SqliteStore {
     reader: SqlitePool,
     /// Push outbox switch (off until [`Store::enable_outbox`]).
     outbox: outbox::Switch,
+    /// Webhook events switch (off until [`Store::enable_webhook_events`]).
+    webhook: webhook::Switch,
 }
 
 impl SqliteStore {
@@ -84,6 +87,7 @@ impl SqliteStore {
             writer,
             reader,
             outbox: outbox::Switch::default(),
+            webhook: webhook::Switch::default(),
         })
     }
 
@@ -607,11 +611,13 @@ const UPDATE_CHUNK: usize = 500;
 /// Applies updates to orders in the open write transaction: reads the orders' current facts,
 /// applies the differing fields in order (an order may appear more than once), then writes the
 /// changed orders and their history with a few multi-row statements per [`UPDATE_CHUNK`].
-/// Returns one "changed" flag per update. [`Error::NotFound`] for an unknown order.
+/// Returns one "changed" flag per update. [`Error::NotFound`] for an unknown order. With
+/// `events`, each status change also records a webhook event.
 async fn apply_batch(
     conn: &mut SqliteConnection,
     updates: &[(i64, Update)],
     now: DateTime<Utc>,
+    events: bool,
 ) -> Result<Vec<bool>> {
     // Current facts of every order named in the batch.
     let mut ids: Vec<i64> = updates.iter().map(|(id, _)| *id).collect();
@@ -640,7 +646,7 @@ async fn apply_batch(
 
     // Apply in order; collect the history entries.
     let mut changed = Vec::with_capacity(updates.len());
-    let mut history: Vec<(i64, String)> = Vec::new();
+    let mut history: Vec<(i64, String, Option<String>)> = Vec::new();
     for (id, update) in updates {
         let Some(current) = facts.get_mut(id) else {
             return Err(Error::NotFound);
@@ -649,7 +655,8 @@ async fn apply_batch(
         let status_changed = current.apply(update);
         changed.push(*current != before);
         if status_changed {
-            history.push((*id, current.status.clone()));
+            // `texts[0]` is `status_1c` (see `TEXT_COLUMNS`).
+            history.push((*id, current.status.clone(), current.texts[0].clone()));
         }
     }
 
@@ -695,10 +702,13 @@ async fn apply_batch(
             "INSERT INTO order_status_history (order_id, status, source, at) VALUES {values}"
         );
         let mut q = sqlx::query(&sql);
-        for (id, status) in chunk {
+        for (id, status, _) in chunk {
             q = q.bind(*id).bind(status).bind(&now_text);
         }
         q.execute(&mut *conn).await?;
+    }
+    if events {
+        webhook::record(conn, &history, now).await?;
     }
     Ok(changed)
 }
@@ -900,11 +910,17 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<bool> {
         let mut tx = self.begin_write().await?;
-        let changed = apply_batch(&mut tx, &[(order_id, update.clone())], now)
-            .await?
-            .contains(&true);
+        let changed = apply_batch(
+            &mut tx,
+            &[(order_id, update.clone())],
+            now,
+            self.webhook.is_on(),
+        )
+        .await?
+        .contains(&true);
         if changed {
             tx.commit().await?;
+            self.webhook.wake();
         } else {
             tx.rollback().await?;
         }
@@ -917,9 +933,10 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<bool>> {
         let mut tx = self.begin_write().await?;
-        let changed = apply_batch(&mut tx, updates, now).await?;
+        let changed = apply_batch(&mut tx, updates, now, self.webhook.is_on()).await?;
         if changed.contains(&true) {
             tx.commit().await?;
+            self.webhook.wake();
         } else {
             tx.rollback().await?;
         }
@@ -1396,6 +1413,35 @@ impl Store for SqliteStore {
 
     async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>> {
         self.outbox_next_due_at().await
+    }
+
+    fn enable_webhook_events(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
+        self.webhook.enable(wake)
+    }
+
+    async fn claim_webhook_events(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<WebhookEvent>> {
+        self.webhook_claim(now, limit, lease).await
+    }
+
+    async fn mark_webhook_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        self.webhook_mark_delivered(id, now).await
+    }
+
+    async fn mark_webhook_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
+        self.webhook_mark_retry(id, next_at, error).await
+    }
+
+    async fn webhook_events(&self, after_id: i64, limit: u32) -> Result<Vec<WebhookEvent>> {
+        self.webhook_list(after_id, limit).await
+    }
+
+    async fn webhook_next_due(&self) -> Result<Option<DateTime<Utc>>> {
+        self.webhook_next_due_at().await
     }
 
     async fn set_setting_if_absent(&self, key: &str, value: &str) -> Result<String> {

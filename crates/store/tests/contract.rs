@@ -177,3 +177,69 @@ async fn two_handles_on_one_file() {
     // Both handles see the same state.
     assert_eq!(b.list_orders(&Default::default()).await.unwrap(), orders);
 }
+
+/// Webhook events outlive the process: recorded, not acknowledged, the file re-opened (as after
+/// `kill -9`), they are still due; two handles on the file never claim the same one.
+#[tokio::test]
+async fn webhook_events_survive_reopen_and_two_handles_claim_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("obmen.db").display());
+    let lease = std::time::Duration::from_secs(60);
+    {
+        let store = SqliteStore::open(&url).await.unwrap();
+        store
+            .enable_webhook_events(Arc::new(tokio::sync::Notify::new()))
+            .unwrap();
+        let inputs: Vec<_> = (0..50).map(|i| order(&format!("WR-{i}"))).collect();
+        let updates: Vec<(i64, Update)> = store
+            .upsert_orders(&inputs, at(0))
+            .await
+            .unwrap()
+            .iter()
+            .map(|o| {
+                let u = Update {
+                    status: Some("F".to_owned()),
+                    status_1c: Some("Передан курьеру".to_owned()),
+                    ..Update::default()
+                };
+                (o.order().id, u)
+            })
+            .collect();
+        store.apply_updates(&updates, at(1)).await.unwrap();
+        // Claimed by a worker that then dies: the lease runs out.
+        assert_eq!(
+            store
+                .claim_webhook_events(at(1), 5, lease)
+                .await
+                .unwrap()
+                .len(),
+            5
+        );
+        store.close().await;
+    }
+    let a: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    let b: Arc<dyn Store> = Arc::new(SqliteStore::open(&url).await.unwrap());
+    assert_eq!(a.webhook_next_due().await.unwrap(), Some(at(1)));
+    let mut tasks = Vec::new();
+    for s in [a, b] {
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = s.claim_webhook_events(at(5), 3, lease).await.unwrap();
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|e| e.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort_unstable();
+    assert_eq!(all.len(), 50, "every event claimed after the restart");
+    all.dedup();
+    assert_eq!(all.len(), 50, "no event claimed twice");
+}

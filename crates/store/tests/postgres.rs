@@ -469,3 +469,77 @@ async fn outbox_leases_expire_and_stale_versions_are_not_pushed() {
         Err(store::Error::NotFound)
     ));
 }
+
+/// Webhook workers of two instances on one database claim each event once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn webhook_workers_on_two_instances_claim_each_event_once() {
+    let Some((a, b, _guard, _conn)) = two_instances().await else {
+        return;
+    };
+    for s in [&a, &b] {
+        s.enable_webhook_events(Arc::new(tokio::sync::Notify::new()))
+            .unwrap();
+    }
+    let n = 200;
+    let inputs: Vec<_> = (0..n).map(|i| order(&format!("WH-{i:04}"))).collect();
+    let ids: Vec<i64> = a
+        .upsert_orders(&inputs, at(0))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.order().id)
+        .collect();
+    let update = Update {
+        status: Some("P".to_owned()),
+        status_1c: Some("В работе".to_owned()),
+        ..Update::default()
+    };
+    // Half the changes arrive at one instance, half at the other.
+    let batch: Vec<_> = ids[..n / 2]
+        .iter()
+        .map(|id| (*id, update.clone()))
+        .collect();
+    a.apply_updates(&batch, at(1)).await.unwrap();
+    for id in &ids[n / 2..] {
+        b.apply_update(*id, &update, at(1)).await.unwrap();
+    }
+    let mut workers = Vec::new();
+    for k in 0..4 {
+        let store = if k % 2 == 0 {
+            Arc::clone(&a)
+        } else {
+            Arc::clone(&b)
+        };
+        workers.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let claimed = store
+                    .claim_webhook_events(at(2), 9, std::time::Duration::from_secs(300))
+                    .await
+                    .expect("claim_webhook_events");
+                if claimed.is_empty() {
+                    break;
+                }
+                for event in claimed {
+                    assert_eq!(event.attempts, 1, "{event:?}");
+                    assert!(store.mark_webhook_delivered(event.id, at(3)).await.unwrap());
+                    mine.push(event.id);
+                }
+            }
+            mine
+        }));
+    }
+    let mut claimed: Vec<i64> = Vec::new();
+    for w in workers {
+        claimed.extend(w.await.expect("worker"));
+    }
+    claimed.sort_unstable();
+    let total = claimed.len();
+    claimed.dedup();
+    assert_eq!(total, n, "each event claimed once");
+    assert_eq!(claimed.len(), n);
+    let events = b.webhook_events(0, 10_000).await.unwrap();
+    assert_eq!(events.len(), n);
+    assert!(events.iter().all(|e| e.is_delivered() && e.attempts == 1));
+    assert_eq!(a.webhook_next_due().await.unwrap(), None);
+}

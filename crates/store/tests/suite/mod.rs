@@ -12,7 +12,9 @@ use exchange::domain::{Customer, Item, OrderInput, Payment, Source, StatusChange
 use rust_decimal::Decimal;
 use store::{
     Error, ImportProgress, JournalEntry, NewSession, OrderFilter, Store, Update, UpsertOutcome,
+    WebhookEvent,
 };
+use tokio::sync::Notify;
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -1104,6 +1106,316 @@ pub async fn concurrent_sessions_and_store_writes(store: Arc<dyn Store>) {
     assert!(!is_due(&*store, ids[1]).await);
 }
 
+// ----- webhook events -----
+
+/// Every webhook event of the store, by id.
+pub async fn webhook_events(store: &dyn Store) -> Vec<WebhookEvent> {
+    store
+        .webhook_events(0, 10_000)
+        .await
+        .expect("webhook_events")
+}
+
+/// Webhook events: one per status change applied from 1C, recorded with the change, only when
+/// enabled; none for other changes, replays, store-side changes or a failed batch.
+pub async fn webhook_events_follow_status_changes_from_1c(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t = tag();
+    let a_number = format!("W-{t}-a");
+    let b_number = format!("W-{t}-b");
+    let a = store
+        .upsert_order(&order(&a_number), at(0))
+        .await
+        .unwrap()
+        .order()
+        .id;
+    let b = store
+        .upsert_order(&order(&b_number), at(0))
+        .await
+        .unwrap()
+        .order()
+        .id;
+
+    // Off: status changes record nothing.
+    assert!(store
+        .apply_update(a, &status_update("P", "В работе"), at(1))
+        .await
+        .unwrap());
+    assert!(webhook_events(store).await.is_empty());
+
+    let wake = Arc::new(Notify::new());
+    store.enable_webhook_events(Arc::clone(&wake)).unwrap();
+    assert!(store
+        .apply_update(a, &status_update("D", "Готов к отгрузке"), at(2))
+        .await
+        .unwrap());
+    tokio::time::timeout(std::time::Duration::from_secs(5), wake.notified())
+        .await
+        .expect("the commit wakes the worker");
+    let events = webhook_events(store).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    let e = &events[0];
+    assert_eq!(
+        (e.order_id, e.number.as_str(), e.status.as_str()),
+        (a, a_number.as_str(), "D")
+    );
+    assert_eq!(e.status_1c.as_deref(), Some("Готов к отгрузке"));
+    assert_eq!((e.at, e.next_attempt_at), (at(2), at(2)));
+    assert_eq!(
+        (e.attempts, e.leased_until, e.delivered_at),
+        (0, None, None)
+    );
+    assert_eq!(store.webhook_next_due().await.unwrap(), Some(at(2)));
+
+    // A replay changes nothing and records nothing; neither does a change without a status.
+    assert!(!store
+        .apply_update(a, &status_update("D", "Готов к отгрузке"), at(3))
+        .await
+        .unwrap());
+    let paid = Update {
+        paid: Some(true),
+        ..Update::default()
+    };
+    assert!(store.apply_update(a, &paid, at(3)).await.unwrap());
+    assert_eq!(webhook_events(store).await.len(), 1);
+
+    // A status change from the store is not reported back to it.
+    let mut input = order(&b_number);
+    input.status = Some("P".to_owned());
+    store.upsert_order(&input, at(3)).await.unwrap();
+    assert_eq!(webhook_events(store).await.len(), 1);
+
+    // A batch: one event per status change, in the order applied (an order may change twice).
+    let number_only = Update {
+        number_1c: Some(format!("УТ-{t}")),
+        ..Update::default()
+    };
+    let batch = vec![
+        (b, status_update("F", "Передан курьеру")),
+        (a, status_update("FF", "Выполнен")),
+        (b, number_only),
+        (a, status_update("C", "Отменен клиентом")),
+    ];
+    assert_eq!(
+        store.apply_updates(&batch, at(4)).await.unwrap(),
+        vec![true; 4]
+    );
+    let events = webhook_events(store).await;
+    let got: Vec<_> = events
+        .iter()
+        .map(|e| {
+            (
+                e.number.clone(),
+                e.status.clone(),
+                e.status_1c.clone(),
+                e.at,
+            )
+        })
+        .collect();
+    let name = |s: &str| Some(s.to_owned());
+    assert_eq!(
+        got,
+        vec![
+            (
+                a_number.clone(),
+                "D".into(),
+                name("Готов к отгрузке"),
+                at(2)
+            ),
+            (b_number.clone(), "F".into(), name("Передан курьеру"), at(4)),
+            (a_number.clone(), "FF".into(), name("Выполнен"), at(4)),
+            (
+                a_number.clone(),
+                "C".into(),
+                name("Отменен клиентом"),
+                at(4)
+            ),
+        ]
+    );
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id));
+    // Replayed final states are a no-op.
+    let replay = vec![
+        (b, status_update("F", "Передан курьеру")),
+        (a, status_update("C", "Отменен клиентом")),
+    ];
+    assert_eq!(
+        store.apply_updates(&replay, at(5)).await.unwrap(),
+        vec![false; 2]
+    );
+    // A batch that fails (unknown order) records nothing.
+    let bad = vec![
+        (b, status_update("FF", "Выполнен")),
+        (i64::MAX, status_update("FF", "Выполнен")),
+    ];
+    assert!(matches!(
+        store.apply_updates(&bad, at(6)).await,
+        Err(Error::NotFound)
+    ));
+    assert_eq!(webhook_events(store).await.len(), 4);
+    // Paging.
+    let first = events[0].id;
+    assert_eq!(store.webhook_events(first, 2).await.unwrap(), events[1..3]);
+}
+
+/// Claims lease events, oldest first; a failed attempt is retried at the time given; an
+/// acknowledged event is never claimed again; an expired lease makes an event claimable.
+pub async fn webhook_claims_leases_and_retries(store: Arc<dyn Store>) {
+    let store = &*store;
+    let lease = std::time::Duration::from_secs(5 * 60);
+    store
+        .enable_webhook_events(Arc::new(Notify::new()))
+        .unwrap();
+    let t = tag();
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let id = store
+            .upsert_order(&order(&format!("WC-{t}-{i}")), at(0))
+            .await
+            .unwrap()
+            .order()
+            .id;
+        store
+            .apply_update(id, &status_update("P", "В работе"), at(i))
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    let events = webhook_events(store).await;
+    assert_eq!(events.len(), 3);
+    let [e0, e1, e2] = [events[0].id, events[1].id, events[2].id];
+
+    // Not due before it was recorded; zero asked, zero given.
+    assert!(store
+        .claim_webhook_events(at(-1), 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .claim_webhook_events(at(3), 0, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    // Oldest first, up to the limit, each leased with an attempt counted.
+    let got = store.claim_webhook_events(at(3), 2, lease).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e0, e1]);
+    for e in &got {
+        assert_eq!(e.attempts, 1);
+        assert_eq!(e.leased_until, Some(at(8)));
+        assert_eq!(e.last_attempt_at, Some(at(3)));
+    }
+    let got = store.claim_webhook_events(at(3), 10, lease).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e2]);
+    assert!(store
+        .claim_webhook_events(at(3), 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+
+    // e0 failed: retried at 6; e1 acknowledged (twice: the second changes nothing).
+    store
+        .mark_webhook_retry(e0, at(6), "HTTP 503 Service Unavailable")
+        .await
+        .unwrap();
+    assert!(store.mark_webhook_delivered(e1, at(4)).await.unwrap());
+    assert!(!store.mark_webhook_delivered(e1, at(5)).await.unwrap());
+    // A late failure report of a delivered event leaves it delivered.
+    store.mark_webhook_retry(e1, at(9), "late").await.unwrap();
+    assert!(matches!(
+        store.mark_webhook_delivered(i64::MAX, at(4)).await,
+        Err(Error::NotFound)
+    ));
+    assert!(matches!(
+        store.mark_webhook_retry(i64::MAX, at(4), "x").await,
+        Err(Error::NotFound)
+    ));
+    let events = webhook_events(store).await;
+    assert_eq!(events[0].next_attempt_at, at(6));
+    assert_eq!(events[0].leased_until, None);
+    assert_eq!(
+        events[0].last_error.as_deref(),
+        Some("HTTP 503 Service Unavailable")
+    );
+    assert_eq!(events[1].delivered_at, Some(at(4)));
+    assert_eq!(events[1].last_error, None);
+    assert!(events[1].is_delivered() && !events[0].is_delivered());
+    // e0 due at 6, e2 leased until 8.
+    assert_eq!(store.webhook_next_due().await.unwrap(), Some(at(6)));
+    assert!(store
+        .claim_webhook_events(at(5), 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    let got = store.claim_webhook_events(at(6), 10, lease).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e0]);
+    assert_eq!(got[0].attempts, 2);
+    // e2's worker died: after its lease, another claim gets it.
+    let got = store.claim_webhook_events(at(8), 10, lease).await.unwrap();
+    assert_eq!(got.iter().map(|e| e.id).collect::<Vec<_>>(), vec![e2]);
+    assert_eq!(got[0].attempts, 2);
+    for id in [e0, e2] {
+        assert!(store.mark_webhook_delivered(id, at(9)).await.unwrap());
+    }
+    assert_eq!(store.webhook_next_due().await.unwrap(), None);
+    assert!(store
+        .claim_webhook_events(at(100), 10, lease)
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(webhook_events(store)
+        .await
+        .iter()
+        .all(WebhookEvent::is_delivered));
+}
+
+/// Concurrent claimers on one store never get the same event.
+pub async fn webhook_concurrent_claims_are_disjoint(store: Arc<dyn Store>) {
+    store
+        .enable_webhook_events(Arc::new(Notify::new()))
+        .unwrap();
+    let t = tag();
+    let n = 120;
+    let inputs: Vec<OrderInput> = (0..n).map(|i| order(&format!("WD-{t}-{i}"))).collect();
+    let ids: Vec<i64> = store
+        .upsert_orders(&inputs, at(0))
+        .await
+        .unwrap()
+        .iter()
+        .map(|o| o.order().id)
+        .collect();
+    let batch: Vec<(i64, Update)> = ids
+        .iter()
+        .map(|id| (*id, status_update("P", "В работе")))
+        .collect();
+    store.apply_updates(&batch, at(1)).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            loop {
+                let got = store
+                    .claim_webhook_events(at(2), 7, std::time::Duration::from_secs(300))
+                    .await
+                    .expect("claim");
+                if got.is_empty() {
+                    break;
+                }
+                mine.extend(got.into_iter().map(|e| e.id));
+            }
+            mine
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.expect("claimer"));
+    }
+    all.sort_unstable();
+    let claimed = all.len();
+    all.dedup();
+    assert_eq!(claimed, n, "every event claimed");
+    assert_eq!(all.len(), n, "no event claimed twice");
+}
+
 /// Defines one `#[tokio::test]` per suite function, each on a fresh store from `$fresh`.
 /// `$fresh` returns `(store, guard)`, or an `Option` of it where `None` means the backend is not
 /// configured (the test returns after the notice `$fresh` printed).
@@ -1200,6 +1512,27 @@ macro_rules! contract_tests {
                 return;
             };
             suite::concurrent_sessions_and_store_writes(store).await;
+        }
+        #[tokio::test]
+        async fn webhook_events_follow_status_changes_from_1c() {
+            let Some((store, _guard)) = $fresh().await.into() else {
+                return;
+            };
+            suite::webhook_events_follow_status_changes_from_1c(store).await;
+        }
+        #[tokio::test]
+        async fn webhook_claims_leases_and_retries() {
+            let Some((store, _guard)) = $fresh().await.into() else {
+                return;
+            };
+            suite::webhook_claims_leases_and_retries(store).await;
+        }
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn webhook_concurrent_claims_are_disjoint() {
+            let Some((store, _guard)) = $fresh().await.into() else {
+                return;
+            };
+            suite::webhook_concurrent_claims_are_disjoint(store).await;
         }
     };
 }
