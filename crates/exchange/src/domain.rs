@@ -253,6 +253,66 @@ impl Order {
     }
 }
 
+/// What an incoming 1C document is compared with ([`crate::import::plan`]): the order's
+/// identity, status and the facts 1C reported — no body, no history, so that a store can read
+/// it for a whole file cheaply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderFacts {
+    /// Internal id (the exported `Ид`).
+    pub id: i64,
+    /// The store's order number.
+    pub number: String,
+    /// The current status code.
+    pub status: String,
+    /// The 1C status name last reported, if any.
+    pub status_1c: Option<String>,
+    /// Paid.
+    pub paid: bool,
+    /// Shipped.
+    pub shipped: bool,
+    /// Cancelled.
+    pub cancelled: bool,
+    /// Deletion mark.
+    pub deleted: bool,
+    /// 1C's document number.
+    pub number_1c: Option<String>,
+    /// 1C's document date.
+    pub date_1c: Option<String>,
+    /// 1C's document id.
+    pub id_1c: Option<String>,
+    /// 1C payment document number.
+    pub payment_number_1c: Option<String>,
+    /// 1C payment date.
+    pub payment_date_1c: Option<String>,
+    /// 1C shipment document number.
+    pub shipment_number_1c: Option<String>,
+    /// 1C shipment date.
+    pub shipment_date_1c: Option<String>,
+}
+
+impl Order {
+    /// The facts an import compares with.
+    pub fn facts(&self) -> OrderFacts {
+        OrderFacts {
+            id: self.id,
+            number: self.input.number.clone(),
+            status: self.input.status_code().to_owned(),
+            status_1c: self.status_1c.clone(),
+            paid: self.paid,
+            shipped: self.shipped,
+            cancelled: self.cancelled,
+            deleted: self.deleted,
+            number_1c: self.number_1c.clone(),
+            date_1c: self.date_1c.clone(),
+            id_1c: self.id_1c.clone(),
+            payment_number_1c: self.payment_number_1c.clone(),
+            payment_date_1c: self.payment_date_1c.clone(),
+            shipment_number_1c: self.shipment_number_1c.clone(),
+            shipment_date_1c: self.shipment_date_1c.clone(),
+        }
+    }
+}
+
 impl OrderInput {
     /// The status, defaulting to `N`.
     pub fn status_code(&self) -> &str {

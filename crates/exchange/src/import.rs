@@ -7,7 +7,7 @@ use commerceml::tags as t;
 use commerceml::value::{is_empty_value, parse_bool};
 use commerceml::{Document, Operation};
 
-use crate::domain::Order;
+use crate::domain::OrderFacts;
 use crate::status::{StatusMapping, StatusResolution};
 
 /// The facts one incoming document states about an order.
@@ -211,13 +211,13 @@ pub fn interpret(doc: &Document, mapping: &StatusMapping) -> Incoming {
 }
 
 /// Compares the facts with the stored order and returns only the changes.
-pub fn plan(order: &Order, inc: &Incoming) -> Update {
+pub fn plan(order: &OrderFacts, inc: &Incoming) -> Update {
     let mut u = Update::default();
-    let number = order.input.number.as_str();
+    let number = order.number.as_str();
     match &inc.status {
         StatusResolution::Absent => {}
         StatusResolution::Mapped(code) => {
-            if code != order.input.status_code() {
+            if *code != order.status {
                 u.status = Some(code.clone());
             }
         }
@@ -237,7 +237,7 @@ pub fn plan(order: &Order, inc: &Incoming) -> Update {
     let foreign_id = inc
         .id
         .clone()
-        .filter(|id| *id != order.id.to_string() && *id != order.input.number);
+        .filter(|id| *id != order.id.to_string() && *id != order.number);
     u.id_1c = changed(&order.id_1c, &foreign_id);
     u.payment_number_1c = changed(&order.payment_number_1c, &inc.payment_number);
     u.payment_date_1c = changed(&order.payment_date_1c, &inc.payment_date);
@@ -268,7 +268,7 @@ mod tests {
     use commerceml::Requisite;
 
     use super::*;
-    use crate::domain::{Customer, OrderInput, Source};
+    use crate::domain::{Customer, Order, OrderInput, Source};
 
     fn order() -> Order {
         Order {
@@ -335,7 +335,7 @@ mod tests {
         ]);
         let inc = interpret(&d, &m);
         assert_eq!(inc.number.as_deref(), Some("A-7"));
-        let u = plan(&order(), &inc);
+        let u = plan(&order().facts(), &inc);
         assert_eq!(u.status.as_deref(), Some("F"));
         assert_eq!(u.status_1c.as_deref(), Some("Передан курьеру"));
         assert_eq!(u.paid, Some(true));
@@ -351,7 +351,7 @@ mod tests {
         let m = StatusMapping::default();
         let mut o = order();
         o.status_1c = Some("В работе".into());
-        let u = plan(&o, &interpret(&doc(&[(t::REQ_STATUS_ID, "F")]), &m));
+        let u = plan(&o.facts(), &interpret(&doc(&[(t::REQ_STATUS_ID, "F")]), &m));
         assert_eq!(u.status.as_deref(), Some("F"));
         assert_eq!(u.status_1c.as_deref(), Some("Передан курьеру"));
     }
@@ -360,7 +360,7 @@ mod tests {
     fn unknown_status_changes_nothing_but_other_facts_apply() {
         let m = StatusMapping::default();
         let d = doc(&[(t::REQ_STATUS, "Открыт"), (t::REQ_SHIPPED, "true")]);
-        let u = plan(&order(), &interpret(&d, &m));
+        let u = plan(&order().facts(), &interpret(&d, &m));
         assert_eq!(u.status, None);
         assert_eq!(u.status_1c, None);
         assert_eq!(u.shipped, Some(true));
@@ -373,14 +373,14 @@ mod tests {
         let d = doc(&[(t::REQ_STATUS_ID, "D"), (t::REQ_STATUS, "whatever")]);
         let inc = interpret(&d, &m);
         let mut o = order();
-        let u = plan(&o, &inc);
+        let u = plan(&o.facts(), &inc);
         assert_eq!(u.status.as_deref(), Some("D"));
         // Apply and plan again: nothing left to do.
         o.input.status = Some("D".into());
         o.status_1c = u.status_1c.clone();
         o.number_1c = u.number_1c.clone();
         o.date_1c = u.date_1c.clone();
-        let again = plan(&o, &inc);
+        let again = plan(&o.facts(), &inc);
         assert!(again.is_empty(), "{again:?}");
     }
 
@@ -397,7 +397,7 @@ mod tests {
         let inc = interpret(&d, &m);
         assert!(inc.subordinate);
         assert_eq!(inc.number.as_deref(), Some("A-7"));
-        let u = plan(&order(), &inc);
+        let u = plan(&order().facts(), &inc);
         assert_eq!(u.paid, Some(true));
         assert_eq!(u.payment_number_1c.as_deref(), Some("PAY-1"));
         assert_eq!(u.number_1c, None);
@@ -408,7 +408,7 @@ mod tests {
         let m = StatusMapping::default();
         let mut d = doc(&[(t::REQ_CANCELLED, "perhaps")]);
         d.deletion_mark = Some(true);
-        let u = plan(&order(), &interpret(&d, &m));
+        let u = plan(&order().facts(), &interpret(&d, &m));
         assert_eq!(u.deleted, Some(true));
         assert_eq!(u.cancelled, None);
         assert_eq!(u.messages.len(), 1);

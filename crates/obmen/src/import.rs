@@ -414,9 +414,14 @@ impl Applier<'_> {
                 // shipment): apply what is pending first so the plan compares against the
                 // current state.
                 self.flush()?;
-                order = self.rt.block_on(
-                    store.find_order_for_document(inc.number.as_deref(), inc.id.as_deref()),
-                )?;
+                order =
+                    self.rt
+                        .block_on(store.find_orders_for_documents(&[(
+                            inc.number.as_deref(),
+                            inc.id.as_deref(),
+                        )]))?
+                        .pop()
+                        .flatten();
             }
             let Some(order) = order else {
                 let shown = inc.number.or(inc.id).unwrap_or_default();
@@ -427,8 +432,7 @@ impl Applier<'_> {
             self.messages.append(&mut update.messages);
             if !update.is_empty() {
                 self.pending_ids.insert(order.id);
-                self.pending
-                    .push((order.id, update, order.input.number.clone()));
+                self.pending.push((order.id, update, order.number.clone()));
             }
         }
         self.flush()

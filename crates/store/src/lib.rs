@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use exchange::domain::{Order, OrderInput};
+use exchange::domain::{Order, OrderFacts, OrderInput};
 
 mod error;
 mod lookup;
@@ -110,17 +110,19 @@ pub trait Store: Send + Sync {
         id: Option<&str>,
     ) -> Result<Option<Order>>;
 
-    /// [`Store::find_order_for_document`] for a batch of documents: one answer per
-    /// `(number, id)` key, in the order of the keys, by the same rules. Backends answer with a
-    /// few set lookups per batch rather than queries per document (a 1C file carries up to
-    /// hundreds of thousands of documents).
+    /// The facts an import compares with ([`OrderFacts`]) of the orders a batch of 1C
+    /// documents refers to: one answer per `(number, id)` key, in the order of the keys, by the
+    /// rules of [`Store::find_order_for_document`]. Backends answer with a few set lookups per
+    /// batch rather than queries per document (a 1C file carries up to hundreds of thousands of
+    /// documents), and read neither bodies nor history.
     async fn find_orders_for_documents(
         &self,
         keys: &[(Option<&str>, Option<&str>)],
-    ) -> Result<Vec<Option<Order>>> {
+    ) -> Result<Vec<Option<OrderFacts>>> {
         let mut found = Vec::with_capacity(keys.len());
         for (number, id) in keys {
-            found.push(self.find_order_for_document(*number, *id).await?);
+            let order = self.find_order_for_document(*number, *id).await?;
+            found.push(order.map(|o| o.facts()));
         }
         Ok(found)
     }

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use exchange::domain::Order;
+use exchange::domain::OrderFacts;
 
 /// A column an order is looked up by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,9 +38,9 @@ impl Column {
     }
 
     /// The value of this column in a stored order.
-    fn of(self, order: &Order) -> Option<String> {
+    fn of(self, order: &OrderFacts) -> Option<String> {
         match self {
-            Self::Number => Some(order.input.number.clone()),
+            Self::Number => Some(order.number.clone()),
             Self::Id => Some(order.id.to_string()),
             Self::Number1c => order.number_1c.clone(),
             Self::Id1c => order.id_1c.clone(),
@@ -52,7 +52,7 @@ impl Column {
 pub(crate) struct Resolver {
     keys: Vec<(Option<String>, Option<String>)>,
     /// Distinct orders found, each once.
-    orders: Vec<Order>,
+    orders: Vec<OrderFacts>,
     by_id: HashMap<i64, usize>,
     /// Per key: the index of its order in `orders`.
     found: Vec<Option<usize>>,
@@ -105,7 +105,7 @@ impl Resolver {
 
     /// Takes the orders a lookup by `column` returned, ordered by id: when several share a
     /// value (1C's numbers need not be unique), the first wins, as in the one-document lookup.
-    pub(crate) fn accept(&mut self, column: Column, orders: Vec<Order>) {
+    pub(crate) fn accept(&mut self, column: Column, orders: Vec<OrderFacts>) {
         let mut by_value: HashMap<String, usize> = HashMap::new();
         for order in orders {
             let Some(value) = column.of(&order) else {
@@ -135,13 +135,8 @@ impl Resolver {
         }
     }
 
-    /// The distinct orders found, e.g. to attach their history.
-    pub(crate) fn orders_mut(&mut self) -> &mut [Order] {
-        &mut self.orders
-    }
-
     /// One answer per key, in the order of the keys.
-    pub(crate) fn finish(self) -> Vec<Option<Order>> {
+    pub(crate) fn finish(self) -> Vec<Option<OrderFacts>> {
         self.found
             .into_iter()
             .map(|f| f.map(|i| self.orders[i].clone()))
@@ -152,9 +147,9 @@ impl Resolver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use exchange::domain::OrderInput;
+    use exchange::domain::{Order, OrderInput};
 
-    fn order(id: i64, number: &str, number_1c: Option<&str>, id_1c: Option<&str>) -> Order {
+    fn order(id: i64, number: &str, number_1c: Option<&str>, id_1c: Option<&str>) -> OrderFacts {
         let input: OrderInput = serde_json::from_value(serde_json::json!({
             "number": number, "items": [], "customer": {"type": "person", "name": "X"}
         }))
@@ -163,7 +158,7 @@ mod tests {
         let mut o = Order::new(id, input, at);
         o.number_1c = number_1c.map(str::to_owned);
         o.id_1c = id_1c.map(str::to_owned);
-        o
+        o.facts()
     }
 
     #[test]

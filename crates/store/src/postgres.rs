@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use exchange::domain::{Order, OrderInput, Source, StatusChange};
+use exchange::domain::{Order, OrderFacts, OrderInput, Source, StatusChange};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
@@ -116,6 +116,31 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 const ORDER_COLUMNS: &str = "id, body, status, status_1c, paid, shipped, cancelled, deleted, \
      number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
      shipment_date_1c, version, last_change_source, created_at, updated_at, submitted_status";
+
+/// The columns of [`OrderFacts`].
+const FACT_COLUMNS: &str = "id, number, status, status_1c, paid, shipped, cancelled, deleted, \
+     number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
+     shipment_date_1c";
+
+fn facts_from_row(row: &PgRow) -> Result<OrderFacts> {
+    Ok(OrderFacts {
+        id: row.try_get("id")?,
+        number: row.try_get("number")?,
+        status: row.try_get("status")?,
+        status_1c: row.try_get("status_1c")?,
+        paid: row.try_get("paid")?,
+        shipped: row.try_get("shipped")?,
+        cancelled: row.try_get("cancelled")?,
+        deleted: row.try_get("deleted")?,
+        number_1c: row.try_get("number_1c")?,
+        date_1c: row.try_get("date_1c")?,
+        id_1c: row.try_get("id_1c")?,
+        payment_number_1c: row.try_get("payment_number_1c")?,
+        payment_date_1c: row.try_get("payment_date_1c")?,
+        shipment_number_1c: row.try_get("shipment_number_1c")?,
+        shipment_date_1c: row.try_get("shipment_date_1c")?,
+    })
+}
 
 /// An order row without its history, plus what only the store needs.
 struct OrderRow {
@@ -829,7 +854,7 @@ impl Store for PgStore {
     async fn find_orders_for_documents(
         &self,
         keys: &[(Option<&str>, Option<&str>)],
-    ) -> Result<Vec<Option<Order>>> {
+    ) -> Result<Vec<Option<OrderFacts>>> {
         let mut resolver = Resolver::new(keys);
         let mut conn = self.pool.acquire().await?;
         for column in Column::PASSES {
@@ -838,7 +863,7 @@ impl Store for PgStore {
                 continue;
             }
             let sql = format!(
-                "SELECT {ORDER_COLUMNS} FROM orders WHERE {} = ANY($1) ORDER BY id",
+                "SELECT {FACT_COLUMNS} FROM orders WHERE {} = ANY($1) ORDER BY id",
                 column.name()
             );
             let q = sqlx::query(&sql);
@@ -854,11 +879,10 @@ impl Store for PgStore {
             };
             let mut orders = Vec::new();
             for row in q.fetch_all(&mut *conn).await? {
-                orders.push(order_from_row(&row)?.order);
+                orders.push(facts_from_row(&row)?);
             }
             resolver.accept(column, orders);
         }
-        attach_history(&mut conn, resolver.orders_mut().iter_mut()).await?;
         Ok(resolver.finish())
     }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use exchange::domain::{Order, OrderInput, Source, StatusChange};
+use exchange::domain::{Order, OrderFacts, OrderInput, Source, StatusChange};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
@@ -190,6 +190,31 @@ fn placeholders(n: usize) -> String {
 const ORDER_COLUMNS: &str = "id, body, status, status_1c, paid, shipped, cancelled, deleted, \
      number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
      shipment_date_1c, version, last_change_source, created_at, updated_at, submitted_status";
+
+/// The columns of [`OrderFacts`].
+const FACT_COLUMNS: &str = "id, number, status, status_1c, paid, shipped, cancelled, deleted, \
+     number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
+     shipment_date_1c";
+
+fn facts_from_row(row: &SqliteRow) -> Result<OrderFacts> {
+    Ok(OrderFacts {
+        id: row.try_get("id")?,
+        number: row.try_get("number")?,
+        status: row.try_get("status")?,
+        status_1c: row.try_get("status_1c")?,
+        paid: row.try_get("paid")?,
+        shipped: row.try_get("shipped")?,
+        cancelled: row.try_get("cancelled")?,
+        deleted: row.try_get("deleted")?,
+        number_1c: row.try_get("number_1c")?,
+        date_1c: row.try_get("date_1c")?,
+        id_1c: row.try_get("id_1c")?,
+        payment_number_1c: row.try_get("payment_number_1c")?,
+        payment_date_1c: row.try_get("payment_date_1c")?,
+        shipment_number_1c: row.try_get("shipment_number_1c")?,
+        shipment_date_1c: row.try_get("shipment_date_1c")?,
+    })
+}
 
 /// An order row without its history, plus what only the store needs.
 struct OrderRow {
@@ -908,7 +933,7 @@ impl Store for SqliteStore {
     async fn find_orders_for_documents(
         &self,
         keys: &[(Option<&str>, Option<&str>)],
-    ) -> Result<Vec<Option<Order>>> {
+    ) -> Result<Vec<Option<OrderFacts>>> {
         let mut resolver = Resolver::new(keys);
         let mut conn = self.reader.acquire().await?;
         for column in Column::PASSES {
@@ -916,7 +941,7 @@ impl Store for SqliteStore {
             let mut orders = Vec::new();
             for chunk in wanted.chunks(IN_CHUNK) {
                 let sql = format!(
-                    "SELECT {ORDER_COLUMNS} FROM orders WHERE {} IN ({}) ORDER BY id",
+                    "SELECT {FACT_COLUMNS} FROM orders WHERE {} IN ({}) ORDER BY id",
                     column.name(),
                     placeholders(chunk.len())
                 );
@@ -929,12 +954,11 @@ impl Store for SqliteStore {
                     };
                 }
                 for row in q.fetch_all(&mut *conn).await? {
-                    orders.push(order_from_row(&row)?.order);
+                    orders.push(facts_from_row(&row)?);
                 }
             }
             resolver.accept(column, orders);
         }
-        attach_history(&mut conn, resolver.orders_mut()).await?;
         Ok(resolver.finish())
     }
 
