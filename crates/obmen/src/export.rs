@@ -1,13 +1,14 @@
 //! `mode=query`: the orders due, streamed as CommerceML while they are read page by page.
 //!
-//! A task on the runtime reads `Store::orders_due` page by page, a couple of pages ahead; a
-//! blocking task converts the orders with
-//! `exchange::export::order_document`, runs the export hook on each, records the orders it will
-//! write as offered in the session's ledger (confirmed only at `success`) and writes them through
-//! `commerceml::Writer` into a sink that hands 64 KiB chunks to the response body over a bounded
-//! channel. Memory stays bounded (one page of documents) whatever the number of orders, and the
-//! first bytes leave before the last order is read. An order whose hook fails is neither written
-//! nor recorded: it stays due, and the journal of the request says why.
+//! Three stages overlap, each a page ahead of the next: a task on the runtime reads
+//! `Store::orders_due` page by page; a blocking thread converts the orders with
+//! `exchange::export::order_document` and runs the export hook on each; the writing thread
+//! records each page as offered in the session's ledger (in the background; confirmed only at
+//! `success`, and complete before the answer ends) and writes it through `commerceml::Writer`
+//! into a sink that hands 64 KiB chunks to the response body over a bounded channel. Memory
+//! stays bounded (a few pages) whatever the number of orders, and the first bytes leave before
+//! the last order is read. An order whose hook fails is neither written nor recorded: it stays
+//! due, and the journal of the request says why.
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -29,8 +30,9 @@ use crate::metrics::ErrorKind;
 use crate::startup::App;
 
 const CHUNK: usize = 64 << 10;
-/// Pages of due orders read ahead of the writer.
-const PAGES_AHEAD: usize = 2;
+/// Pages of due orders read, and pages of documents built, ahead of the writer (each page of
+/// 500 orders is a few MiB).
+const PAGES_AHEAD: usize = 1;
 
 /// The streaming `query` response. The producer journals the request when it is done.
 pub fn query_response(
@@ -91,7 +93,7 @@ pub fn session_schema(session: &Session) -> SchemaVersion {
 }
 
 fn write_orders(
-    app: &App,
+    app: &Arc<App>,
     rt: &Handle,
     session: &Session,
     sink: &mut ChannelSink,
@@ -111,38 +113,98 @@ fn write_orders(
     let mut writer = Writer::new(&mut *sink, options)?;
     let mut count = 0u64;
     if settings.export_enabled {
-        // The next pages are read (and their JSON decoded) on the runtime while this thread
-        // builds and writes the current one: the two halves of the work overlap.
-        let mut pages = prefetch_due_pages(app, rt);
-        while let Some(page) = pages.blocking_recv() {
+        // Three stages overlap: a task reads pages of due orders, a thread builds their
+        // documents (and runs the export hook), and this thread records each page as offered
+        // (in the background) and writes it.
+        let built = build_ahead(app, rt, session, &schema);
+        let mut recording = Vec::new();
+        for page in built {
             let page = page?;
-            let mut docs = Vec::with_capacity(page.len());
-            for order in &page {
-                let mut doc = exchange::export::order_document(order, &schema, settings);
-                match app.hooks.export(order, &mut doc) {
-                    Ok(()) => docs.push((order, doc)),
-                    Err(e) => {
-                        let number = &order.input.number;
-                        tracing::warn!(order = %number, session = session.id, error = %e, "export hook failed; order not exported");
-                        app.metrics.error(ErrorKind::Document);
-                        messages.push(crate::hooks::export_message(&e, number));
-                    }
-                }
+            messages.extend(page.messages);
+            if !page.offered.is_empty() {
+                let store = Arc::clone(&app.store);
+                let session_id = session.id;
+                recording.push(rt.spawn(async move {
+                    store.record_offered(session_id, &page.offered, now).await
+                }));
             }
-            // Only what is written is offered: an order left out stays due.
-            let offered: Vec<(i64, i64)> = docs.iter().map(|(o, _)| (o.id, o.version)).collect();
-            if !offered.is_empty() {
-                rt.block_on(app.store.record_offered(session.id, &offered, now))?;
-            }
-            for (_, doc) in &docs {
+            for doc in &page.documents {
                 writer.write_document(doc)?;
                 count += 1;
             }
+        }
+        // Every order written is in the ledger before the answer ends, so the `success` that
+        // follows it confirms all of them.
+        for r in recording {
+            rt.block_on(r)??;
         }
     }
     writer.finish()?;
     sink.send_rest()?;
     Ok(count)
+}
+
+/// One page of due orders, converted.
+struct BuiltPage {
+    documents: Vec<commerceml::Document>,
+    /// `(order id, version)` of the documents, for the ledger.
+    offered: Vec<(i64, i64)>,
+    /// Journal messages (export hook failures).
+    messages: Vec<String>,
+}
+
+/// Builds the documents of the due orders on a blocking thread, a couple of pages ahead of the
+/// writer. An order whose export hook fails is left out of its page (it stays due) with a
+/// message.
+fn build_ahead(
+    app: &Arc<App>,
+    rt: &Handle,
+    session: &Session,
+    schema: &SchemaVersion,
+) -> std::sync::mpsc::Receiver<anyhow::Result<BuiltPage>> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(PAGES_AHEAD);
+    let app = Arc::clone(app);
+    let handle = rt.clone();
+    let session_id = session.id;
+    let schema = schema.clone();
+    rt.spawn_blocking(move || {
+        let settings = &app.config.exchange;
+        let mut pages = prefetch_due_pages(&app, &handle);
+        while let Some(page) = pages.blocking_recv() {
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    let _ = tx.send(Err(e.into()));
+                    return;
+                }
+            };
+            let mut built = BuiltPage {
+                documents: Vec::with_capacity(page.len()),
+                offered: Vec::with_capacity(page.len()),
+                messages: Vec::new(),
+            };
+            for order in &page {
+                let mut doc = exchange::export::order_document(order, &schema, settings);
+                match app.hooks.export(order, &mut doc) {
+                    Ok(()) => {
+                        built.documents.push(doc);
+                        built.offered.push((order.id, order.version));
+                    }
+                    Err(e) => {
+                        let number = &order.input.number;
+                        tracing::warn!(order = %number, session = session_id, error = %e, "export hook failed; order not exported");
+                        app.metrics.error(ErrorKind::Document);
+                        built.messages.push(crate::hooks::export_message(&e, number));
+                    }
+                }
+            }
+            if tx.send(Ok(built)).is_err() {
+                // The writer stopped (1C went away, or an error).
+                return;
+            }
+        }
+    });
+    rx
 }
 
 /// Pages of the orders due, read ahead on the runtime: at most [`PAGES_AHEAD`] pages wait in
