@@ -1,8 +1,10 @@
 //! Applying 1C files (`mode=file` in the legacy protocol, `mode=import` in the new one).
 //!
-//! The upload is streamed out of the database through the CommerceML reader; each document is
-//! interpreted, matched to its order in batches (`Store::find_orders_for_documents`), planned by
-//! `exchange::import`, and the changes are applied in batches (one transaction each). Large files
+//! The upload is streamed out of the database through the CommerceML reader on a parser thread,
+//! which runs the import hook and `exchange::import::interpret` on each document and hands them
+//! on in batches; the calling thread matches each batch to its orders with one lookup
+//! (`Store::find_orders_for_documents`), plans the changes and applies them (one transaction a
+//! batch), while the parser reads on. Large files
 //! are applied in time slices: the number of root items done is kept in the database, and
 //! `import` answers `progress` until the file is through.
 
@@ -277,70 +279,128 @@ pub struct Limit {
 pub fn run_slice(
     app: &App,
     rt: &Handle,
-    input: impl Read,
+    input: impl Read + Send,
     skip: u64,
     limit: Limit,
     now: DateTime<Utc>,
 ) -> Result<Slice, SliceError> {
-    let mut reader = commerceml::Reader::new(io::BufReader::with_capacity(64 << 10, input))?;
     let mut applier = Applier {
         app,
         rt,
         now,
-        queued: Vec::new(),
         pending: Vec::new(),
         pending_ids: HashSet::new(),
-        documents: 0,
         messages: Vec::new(),
     };
-    let mut position = 0u64;
-    let mut finished = true;
+    // Reading the file and applying it overlap: a scoped thread parses and interprets the
+    // documents and hands them over in batches; this thread matches and applies each batch.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Queued>>(1);
+    let parsed = std::thread::scope(|scope| {
+        let parser = scope.spawn(move || parse(app, input, skip, limit, &tx));
+        for batch in rx {
+            // On an error `rx` is dropped, so the parser stops at its next batch.
+            applier.resolve(batch)?;
+        }
+        parser
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            .map_err(SliceError::Read)
+    })?;
+    app.metrics.documents_imported(parsed.documents);
+    for _ in &applier.messages {
+        app.metrics.error(ErrorKind::Document);
+    }
+    Ok(Slice {
+        position: parsed.position,
+        documents: parsed.documents,
+        messages: applier.messages,
+        finished: parsed.finished,
+    })
+}
+
+/// How far the parser got.
+struct Parsed {
+    /// Root items consumed from the start of the file.
+    position: u64,
+    /// Documents handed over for applying.
+    documents: u64,
+    /// Whether the end of the file was reached.
+    finished: bool,
+}
+
+/// Reads the root items after the first `skip` ones until the end or the limit, runs the import
+/// hook on each document and interprets it, and sends them in batches of [`BATCH`].
+fn parse(
+    app: &App,
+    input: impl Read,
+    skip: u64,
+    limit: Limit,
+    tx: &std::sync::mpsc::SyncSender<Vec<Queued>>,
+) -> Result<Parsed, commerceml::Error> {
+    let mut reader = commerceml::Reader::new(io::BufReader::with_capacity(64 << 10, input))?;
+    let mut parsed = Parsed {
+        position: 0,
+        documents: 0,
+        finished: true,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    let send = |batch: &mut Vec<Queued>| -> bool {
+        let full = std::mem::replace(batch, Vec::with_capacity(BATCH));
+        full.is_empty() || tx.send(full).is_ok()
+    };
     while let Some(item) = reader.next_item()? {
-        position += 1;
-        if position <= skip {
+        parsed.position += 1;
+        if parsed.position <= skip {
             continue;
         }
-        match item {
-            Item::Document(doc) => applier.document(&doc)?,
+        match &item {
+            Item::Document(doc) => batch.push(queue(app, doc, &mut parsed.documents)),
             Item::Container(c) => {
                 for doc in &c.documents {
-                    applier.document(doc)?;
+                    batch.push(queue(app, doc, &mut parsed.documents));
                 }
             }
             Item::Counterparty(_) | Item::Other(_) => {}
         }
-        let done_here = position - skip;
+        if batch.len() >= BATCH && !send(&mut batch) {
+            // The applier stopped on an error; it reports it.
+            return Ok(parsed);
+        }
+        let done_here = parsed.position - skip;
         if limit.deadline.is_some_and(|d| Instant::now() >= d)
             || limit.items.is_some_and(|n| done_here >= n)
         {
             // Stopping right after the last item would answer `progress` for nothing left;
             // peeking is not possible with the streaming reader, so 1C simply asks once more.
-            finished = false;
+            parsed.finished = false;
             break;
         }
     }
-    applier.resolve()?;
-    app.metrics.documents_imported(applier.documents);
-    for _ in &applier.messages {
-        app.metrics.error(ErrorKind::Document);
+    send(&mut batch);
+    Ok(parsed)
+}
+
+/// One document made ready for the batch lookup: the import hook first (a document it fails on
+/// is reported, not applied), then `interpret`.
+fn queue(app: &App, doc: &Document, documents: &mut u64) -> Queued {
+    let hooked = match app.hooks.import(doc) {
+        Ok(d) => d,
+        Err(message) => return Queued::Message(message),
+    };
+    *documents += 1;
+    let inc = interpret(&hooked, &app.config.exchange.statuses);
+    if inc.number.is_none() && inc.id.is_none() {
+        return Queued::Message("A document without a number or id was skipped".to_owned());
     }
-    Ok(Slice {
-        position,
-        documents: applier.documents,
-        messages: applier.messages,
-        finished,
-    })
+    Queued::Document(inc)
 }
 
 struct Applier<'a> {
     app: &'a App,
     rt: &'a Handle,
     now: DateTime<Utc>,
-    /// Documents read but not yet matched to their orders, and messages in document order.
-    queued: Vec<Queued>,
     pending: Vec<(i64, Update, String)>,
     pending_ids: HashSet<i64>,
-    documents: u64,
     messages: Vec<String>,
 }
 
@@ -353,38 +413,9 @@ enum Queued {
 }
 
 impl Applier<'_> {
-    fn document(&mut self, doc: &Document) -> Result<(), SliceError> {
-        // The import hook sees the document first; one it fails on is reported, not applied.
-        let hooked = match self.app.hooks.import(doc) {
-            Ok(d) => d,
-            Err(message) => {
-                self.queued.push(Queued::Message(message));
-                return Ok(());
-            }
-        };
-        let doc: &Document = &hooked;
-        self.documents += 1;
-        let inc = interpret(doc, &self.app.config.exchange.statuses);
-        if inc.number.is_none() && inc.id.is_none() {
-            self.queued.push(Queued::Message(
-                "A document without a number or id was skipped".to_owned(),
-            ));
-            return Ok(());
-        }
-        self.queued.push(Queued::Document(inc));
-        if self.queued.len() >= BATCH {
-            self.resolve()?;
-        }
-        Ok(())
-    }
-
-    /// Matches the queued documents to their orders with one batch lookup, plans each against
-    /// its order and applies the batch.
-    fn resolve(&mut self) -> Result<(), SliceError> {
-        if self.queued.is_empty() {
-            return Ok(());
-        }
-        let queued = std::mem::take(&mut self.queued);
+    /// Matches a batch of documents to their orders with one lookup, plans each against its
+    /// order and applies the batch.
+    fn resolve(&mut self, queued: Vec<Queued>) -> Result<(), SliceError> {
         let keys: Vec<(Option<&str>, Option<&str>)> = queued
             .iter()
             .filter_map(|q| match q {
