@@ -9,6 +9,43 @@
 use std::collections::HashMap;
 
 use exchange::domain::OrderFacts;
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::Result;
+
+/// The columns of [`OrderFacts`] in the `orders` table (the same on both backends).
+pub(crate) const FACT_COLUMNS: &str = "id, number, status, status_1c, paid, shipped, \
+     cancelled, deleted, number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, \
+     shipment_number_1c, shipment_date_1c";
+
+/// [`OrderFacts`] from a row of [`FACT_COLUMNS`], on either backend.
+pub(crate) fn facts_from_row<R>(row: &R) -> Result<OrderFacts>
+where
+    R: Row,
+    for<'c> &'c str: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database> + Type<R::Database>,
+    for<'r> Option<String>: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(OrderFacts {
+        id: row.try_get("id")?,
+        number: row.try_get("number")?,
+        status: row.try_get("status")?,
+        status_1c: row.try_get("status_1c")?,
+        paid: row.try_get("paid")?,
+        shipped: row.try_get("shipped")?,
+        cancelled: row.try_get("cancelled")?,
+        deleted: row.try_get("deleted")?,
+        number_1c: row.try_get("number_1c")?,
+        date_1c: row.try_get("date_1c")?,
+        id_1c: row.try_get("id_1c")?,
+        payment_number_1c: row.try_get("payment_number_1c")?,
+        payment_date_1c: row.try_get("payment_date_1c")?,
+        shipment_number_1c: row.try_get("shipment_number_1c")?,
+        shipment_date_1c: row.try_get("shipment_date_1c")?,
+    })
+}
 
 /// A column an order is looked up by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

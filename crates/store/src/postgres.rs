@@ -26,7 +26,7 @@ use exchange::domain::{Order, OrderFacts, OrderInput, Source, StatusChange};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
 use sqlx::Row;
 
-use crate::lookup::{Column, Resolver};
+use crate::lookup::{facts_from_row, Column, Resolver, FACT_COLUMNS};
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
     OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
@@ -116,31 +116,6 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 const ORDER_COLUMNS: &str = "id, body, status, status_1c, paid, shipped, cancelled, deleted, \
      number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
      shipment_date_1c, version, last_change_source, created_at, updated_at, submitted_status";
-
-/// The columns of [`OrderFacts`].
-const FACT_COLUMNS: &str = "id, number, status, status_1c, paid, shipped, cancelled, deleted, \
-     number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
-     shipment_date_1c";
-
-fn facts_from_row(row: &PgRow) -> Result<OrderFacts> {
-    Ok(OrderFacts {
-        id: row.try_get("id")?,
-        number: row.try_get("number")?,
-        status: row.try_get("status")?,
-        status_1c: row.try_get("status_1c")?,
-        paid: row.try_get("paid")?,
-        shipped: row.try_get("shipped")?,
-        cancelled: row.try_get("cancelled")?,
-        deleted: row.try_get("deleted")?,
-        number_1c: row.try_get("number_1c")?,
-        date_1c: row.try_get("date_1c")?,
-        id_1c: row.try_get("id_1c")?,
-        payment_number_1c: row.try_get("payment_number_1c")?,
-        payment_date_1c: row.try_get("payment_date_1c")?,
-        shipment_number_1c: row.try_get("shipment_number_1c")?,
-        shipment_date_1c: row.try_get("shipment_date_1c")?,
-    })
-}
 
 /// An order row without its history, plus what only the store needs.
 struct OrderRow {
