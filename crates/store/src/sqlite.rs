@@ -187,6 +187,9 @@ fn placeholders(n: usize) -> String {
 
 // ----- orders -----
 
+/// The tables [`ORDER_COLUMNS`] come from: the order row and its body.
+const ORDER_FROM: &str = "orders JOIN order_bodies ON order_bodies.order_id = orders.id";
+
 const ORDER_COLUMNS: &str = "id, body, status, status_1c, paid, shipped, cancelled, deleted, \
      number_1c, date_1c, id_1c, payment_number_1c, payment_date_1c, shipment_number_1c, \
      shipment_date_1c, version, last_change_source, created_at, updated_at, submitted_status";
@@ -237,7 +240,7 @@ async fn fetch_order_row(
     clause: &str,
     bind: &str,
 ) -> Result<Option<OrderRow>> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE {clause}");
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE {clause}");
     let row = sqlx::query(&sql)
         .bind(bind)
         .fetch_optional(&mut *conn)
@@ -246,7 +249,7 @@ async fn fetch_order_row(
 }
 
 async fn fetch_order_by_id(conn: &mut SqliteConnection, id: i64) -> Result<Option<Order>> {
-    let sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id = ?");
+    let sql = format!("SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE id = ?");
     let row = sqlx::query(&sql)
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -344,12 +347,11 @@ async fn upsert_in(
         let created_at = input.created_at.unwrap_or(now);
         let paid = input_paid(input);
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO orders (number, body, submitted_status, status, paid, version, \
+            "INSERT INTO orders (number, submitted_status, status, paid, version, \
              confirmed_version, last_change_source, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, 1, 0, 'store', ?, ?) RETURNING id",
+             VALUES (?, ?, ?, ?, 1, 0, 'store', ?, ?) RETURNING id",
         )
         .bind(&input.number)
-        .bind(&body)
         .bind(&status)
         .bind(&status)
         .bind(paid)
@@ -357,6 +359,11 @@ async fn upsert_in(
         .bind(&now_text)
         .fetch_one(&mut *conn)
         .await?;
+        sqlx::query("INSERT INTO order_bodies (order_id, body) VALUES (?, ?)")
+            .bind(id)
+            .bind(&body)
+            .execute(&mut *conn)
+            .await?;
         add_history(conn, id, &status, Source::Store, &now_text).await?;
         return Ok(UpsertOutcome::Created(created_order(
             id, input, status, created_at, paid, now,
@@ -387,11 +394,10 @@ async fn upsert_in(
     };
     let created_at = input.created_at.or(order.input.created_at).unwrap_or(now);
     sqlx::query(
-        "UPDATE orders SET body = ?, submitted_status = ?, status = ?, paid = ?, \
+        "UPDATE orders SET submitted_status = ?, status = ?, paid = ?, \
          version = version + 1, last_change_source = 'store', created_at = ?, updated_at = ? \
          WHERE id = ?",
     )
-    .bind(&body)
     .bind(&status)
     .bind(&new_status)
     .bind(paid)
@@ -400,6 +406,11 @@ async fn upsert_in(
     .bind(order.id)
     .execute(&mut *conn)
     .await?;
+    sqlx::query("UPDATE order_bodies SET body = ? WHERE order_id = ?")
+        .bind(&body)
+        .bind(order.id)
+        .execute(&mut *conn)
+        .await?;
     if status_changes {
         add_history(conn, order.id, &new_status, Source::Store, &now_text).await?;
         order.history.push(StatusChange {
@@ -483,7 +494,7 @@ async fn upsert_batch(
     let mut existing: HashMap<String, OrderRow> = HashMap::new();
     for chunk in inputs.chunks(IN_CHUNK) {
         let sql = format!(
-            "SELECT {ORDER_COLUMNS} FROM orders WHERE number IN ({})",
+            "SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE number IN ({})",
             placeholders(chunk.len())
         );
         let mut q = sqlx::query(&sql);
@@ -515,19 +526,18 @@ async fn upsert_batch(
 
     let now_text = ts(now);
     for chunk in new.chunks(INSERT_CHUNK) {
-        let values = vec!["(?, ?, ?, ?, ?, 1, 0, 'store', ?, ?)"; chunk.len()].join(",");
+        let values = vec!["(?, ?, ?, ?, 1, 0, 'store', ?, ?)"; chunk.len()].join(",");
         let sql = format!(
-            "INSERT INTO orders (number, body, submitted_status, status, paid, version, \
+            "INSERT INTO orders (number, submitted_status, status, paid, version, \
              confirmed_version, last_change_source, created_at, updated_at) VALUES {values} \
              RETURNING id, number"
         );
         let mut q = sqlx::query(&sql);
-        for (i, body) in chunk {
+        for (i, _) in chunk {
             let input = &inputs[*i];
             let status = input.status_code();
             q = q
                 .bind(&input.number)
-                .bind(body)
                 .bind(status)
                 .bind(status)
                 .bind(input_paid(input))
@@ -538,6 +548,17 @@ async fn upsert_batch(
         for row in q.fetch_all(&mut *conn).await? {
             ids.insert(row.try_get("number")?, row.try_get("id")?);
         }
+        let values = vec!["(?, ?)"; chunk.len()].join(",");
+        let sql = format!("INSERT INTO order_bodies (order_id, body) VALUES {values}");
+        let mut q = sqlx::query(&sql);
+        for (i, body) in chunk {
+            let number = &inputs[*i].number;
+            let id = *ids
+                .get(number)
+                .ok_or_else(|| Error::Corrupt(format!("order {number} not returned by INSERT")))?;
+            q = q.bind(id).bind(body);
+        }
+        q.execute(&mut *conn).await?;
         let values = vec!["(?, ?, 'store', ?)"; chunk.len()].join(",");
         let sql = format!(
             "INSERT INTO order_status_history (order_id, status, source, at) VALUES {values}"
@@ -840,7 +861,7 @@ impl Store for SqliteStore {
     }
 
     async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<Order>> {
-        let mut sql = format!("SELECT {ORDER_COLUMNS} FROM orders WHERE id > ?");
+        let mut sql = format!("SELECT {ORDER_COLUMNS} FROM {ORDER_FROM} WHERE id > ?");
         if filter.status.is_some() {
             sql.push_str(" AND status = ?");
         }
@@ -988,6 +1009,7 @@ impl Store for SqliteStore {
         }
         let sql = format!(
             "SELECT {ORDER_COLUMNS} FROM orders INDEXED BY orders_due_idx \
+             JOIN order_bodies ON order_bodies.order_id = orders.id \
              WHERE last_change_source = 'store' AND confirmed_version < version \
              AND id > ? AND status IN ({}) \
              AND NOT EXISTS (SELECT 1 FROM delivery_ledger AS c WHERE c.order_id = orders.id \
