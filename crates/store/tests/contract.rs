@@ -243,3 +243,64 @@ async fn webhook_events_survive_reopen_and_two_handles_claim_each_once() {
     all.dedup();
     assert_eq!(all.len(), 50, "no event claimed twice");
 }
+
+/// A database made by an earlier obmen (schema up to migration 0004, order bodies inline in
+/// `orders`) opens with its orders intact: migration 0005 moves the bodies to `order_bodies`,
+/// and the orders read, update and export as before.
+#[tokio::test]
+async fn an_older_database_keeps_its_orders_through_the_body_migration() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old = dir.path().join("migrations-0004");
+    std::fs::create_dir(&old).unwrap();
+    let all = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations/sqlite");
+    for entry in std::fs::read_dir(&all).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name().into_string().unwrap();
+        if name.as_str() < "0005" {
+            std::fs::copy(entry.path(), old.join(&name)).unwrap();
+        }
+    }
+    let path = dir.path().join("obmen.db");
+    let url = format!("sqlite:{}?mode=rwc", path.display());
+    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
+        .await
+        .unwrap();
+    let input = order("OLD-1");
+    let body = serde_json::to_string(&input).unwrap();
+    sqlx::query(
+        "INSERT INTO orders (number, body, submitted_status, status, paid, version, \
+         confirmed_version, last_change_source, created_at, updated_at) \
+         VALUES ('OLD-1', ?, 'N', 'N', 0, 1, 0, 'store', '2024-03-01T10:00:00Z', '2024-03-01T10:00:00Z')",
+    )
+    .bind(&body)
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = store::open(path.to_str().unwrap()).await.unwrap();
+    let found = store.order_by_number("OLD-1").await.unwrap().unwrap();
+    assert_eq!(found.input.items, input.items);
+    assert_eq!(found.input.customer, input.customer);
+    let due = all_due(store.as_ref(), &["N".to_owned()], 10).await;
+    assert_eq!(due, [(found.id, 1)]);
+    // The order still takes a store update and a 1C status.
+    let mut changed = input.clone();
+    changed.comment = Some("changed after the migration".to_owned());
+    store.upsert_order(&changed, at(5)).await.unwrap();
+    let u = Update {
+        status: Some("P".to_owned()),
+        ..Update::default()
+    };
+    assert!(store.apply_update(found.id, &u, at(6)).await.unwrap());
+    let after = store.order_by_number("OLD-1").await.unwrap().unwrap();
+    assert_eq!(
+        after.input.comment.as_deref(),
+        Some("changed after the migration")
+    );
+    assert_eq!(after.input.status_code(), "P");
+}
