@@ -27,6 +27,7 @@ mod lookup;
 mod outbox;
 mod postgres;
 mod sqlite;
+mod switch;
 mod types;
 mod webhook;
 

@@ -27,6 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::Row;
 
 use crate::lookup::{facts_from_row, Column, Resolver, FACT_COLUMNS};
+use crate::switch::Switch;
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
     OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
@@ -47,9 +48,9 @@ const INSERT_RACE_ATTEMPTS: usize = 3;
 pub struct PgStore {
     pool: PgPool,
     /// Push outbox switch (off until [`Store::enable_outbox`]).
-    outbox: outbox::Switch,
+    outbox: Switch,
     /// Webhook events switch (off until [`Store::enable_webhook_events`]).
-    webhook: webhook::Switch,
+    webhook: Switch,
 }
 
 impl PgStore {
@@ -66,8 +67,8 @@ impl PgStore {
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         Ok(Self {
             pool,
-            outbox: outbox::Switch::default(),
-            webhook: webhook::Switch::default(),
+            outbox: Switch::default(),
+            webhook: Switch::default(),
         })
     }
 
@@ -722,7 +723,7 @@ impl Store for PgStore {
     async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
         let mut tx = self.begin().await?;
         let mut outcomes = upsert_all(&mut tx, std::slice::from_ref(input), now).await?;
-        let enqueued = self.outbox.enqueue(&mut tx, &outcomes, now).await?;
+        let enqueued = outbox::enqueue(&self.outbox, &mut tx, &outcomes, now).await?;
         tx.commit().await?;
         if enqueued {
             self.outbox.wake();
@@ -739,7 +740,7 @@ impl Store for PgStore {
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin().await?;
         let outcomes = upsert_all(&mut tx, inputs, now).await?;
-        let enqueued = self.outbox.enqueue(&mut tx, &outcomes, now).await?;
+        let enqueued = outbox::enqueue(&self.outbox, &mut tx, &outcomes, now).await?;
         tx.commit().await?;
         if enqueued {
             self.outbox.wake();
@@ -1355,7 +1356,7 @@ impl Store for PgStore {
     }
 
     fn enable_outbox(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
-        self.outbox.enable(wake)
+        self.outbox.enable("outbox", wake)
     }
 
     async fn claim_due(
@@ -1392,7 +1393,7 @@ impl Store for PgStore {
     }
 
     fn enable_webhook_events(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
-        self.webhook.enable(wake)
+        self.webhook.enable("webhook", wake)
     }
 
     async fn claim_webhook_events(

@@ -16,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::lookup::{facts_from_row, Column, Resolver, FACT_COLUMNS};
+use crate::switch::Switch;
 use crate::{
     Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
     OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
@@ -39,9 +40,9 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     /// Push outbox switch (off until [`Store::enable_outbox`]).
-    outbox: outbox::Switch,
+    outbox: Switch,
     /// Webhook events switch (off until [`Store::enable_webhook_events`]).
-    webhook: webhook::Switch,
+    webhook: Switch,
 }
 
 impl SqliteStore {
@@ -88,8 +89,8 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
-            outbox: outbox::Switch::default(),
-            webhook: webhook::Switch::default(),
+            outbox: Switch::default(),
+            webhook: Switch::default(),
         })
     }
 
@@ -821,7 +822,7 @@ impl Store for SqliteStore {
         if matches!(outcome, UpsertOutcome::Unchanged(_)) {
             tx.rollback().await?;
         } else {
-            let enqueued = self.outbox.enqueue(&mut tx, [&outcome], now).await?;
+            let enqueued = outbox::enqueue(&self.outbox, &mut tx, [&outcome], now).await?;
             tx.commit().await?;
             if enqueued {
                 self.outbox.wake();
@@ -837,7 +838,7 @@ impl Store for SqliteStore {
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
-        let enqueued = self.outbox.enqueue(&mut tx, &outcomes, now).await?;
+        let enqueued = outbox::enqueue(&self.outbox, &mut tx, &outcomes, now).await?;
         tx.commit().await?;
         if enqueued {
             self.outbox.wake();
@@ -1433,7 +1434,7 @@ impl Store for SqliteStore {
     }
 
     fn enable_outbox(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
-        self.outbox.enable(wake)
+        self.outbox.enable("outbox", wake)
     }
 
     async fn claim_due(
@@ -1470,7 +1471,7 @@ impl Store for SqliteStore {
     }
 
     fn enable_webhook_events(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
-        self.webhook.enable(wake)
+        self.webhook.enable("webhook", wake)
     }
 
     async fn claim_webhook_events(

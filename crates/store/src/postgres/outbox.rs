@@ -3,88 +3,59 @@
 //! and a claim never waits for another; a lease that expires (its worker crashed) makes the
 //! entry claimable again.
 
-use std::sync::{Arc, RwLock};
-
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Row;
-use tokio::sync::Notify;
 
 use super::PgStore;
 use crate::outbox::{idempotency_key, OutboxEntry, OutboxFilter, OutboxState};
+use crate::switch::Switch;
 use crate::{Error, Result, UpsertOutcome, PUSH_LEDGER_SESSION};
 
-/// Whether upserts enqueue, and whom to wake after a commit that did. Shared by the clones of a
-/// [`PgStore`]. (Workers of other instances find the entries at their next poll.)
-#[derive(Debug, Clone, Default)]
-pub(super) struct Switch(Arc<RwLock<Option<Arc<Notify>>>>);
-
-impl Switch {
-    pub(super) fn enable(&self, wake: Arc<Notify>) -> Result<()> {
-        let mut slot = self
-            .0
-            .write()
-            .map_err(|_| Error::Invalid("the outbox switch is poisoned".to_owned()))?;
-        *slot = Some(wake);
-        Ok(())
+/// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
+/// outbox is on. Returns whether anything was enqueued (then call [`Switch::wake`] after the
+/// commit).
+pub(super) async fn enqueue<'a>(
+    outbox: &Switch,
+    conn: &mut PgConnection,
+    outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if !outbox.is_on() {
+        return Ok(false);
     }
-
-    fn waker(&self) -> Option<Arc<Notify>> {
-        self.0.read().ok().and_then(|g| g.clone())
+    let mut ids = Vec::new();
+    let mut numbers = Vec::new();
+    let mut versions = Vec::new();
+    let mut keys = Vec::new();
+    for outcome in outcomes {
+        if let UpsertOutcome::Created(order) | UpsertOutcome::Updated(order) = outcome {
+            ids.push(order.id);
+            numbers.push(order.input.number.clone());
+            versions.push(order.version);
+            keys.push(idempotency_key(&order.input.number, order.version));
+        }
     }
-
-    /// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
-    /// outbox is on. Returns whether anything was enqueued (then call [`Switch::wake`] after
-    /// the commit).
-    pub(super) async fn enqueue<'a>(
-        &self,
-        conn: &mut PgConnection,
-        outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        if self.waker().is_none() {
-            return Ok(false);
-        }
-        let mut ids = Vec::new();
-        let mut numbers = Vec::new();
-        let mut versions = Vec::new();
-        let mut keys = Vec::new();
-        for outcome in outcomes {
-            if let UpsertOutcome::Created(order) | UpsertOutcome::Updated(order) = outcome {
-                ids.push(order.id);
-                numbers.push(order.input.number.clone());
-                versions.push(order.version);
-                keys.push(idempotency_key(&order.input.number, order.version));
-            }
-        }
-        if ids.is_empty() {
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
+    if ids.is_empty() {
+        return Ok(false);
+    }
+    sqlx::query(
+        "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
              attempts, next_attempt_at, created_at) \
              SELECT u.order_id, u.order_number, u.version, u.idempotency_key, 'pending', 0, $5, $5 \
              FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY \
                   AS u(order_id, order_number, version, idempotency_key, n) \
              ORDER BY u.n \
              ON CONFLICT (order_id, version) DO NOTHING",
-        )
-        .bind(&ids)
-        .bind(&numbers)
-        .bind(&versions)
-        .bind(&keys)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        Ok(true)
-    }
-
-    /// Wakes the push worker (a permit is kept when it is not waiting, so no wake is lost).
-    pub(super) fn wake(&self) {
-        if let Some(w) = self.waker() {
-            w.notify_one();
-        }
-    }
+    )
+    .bind(&ids)
+    .bind(&numbers)
+    .bind(&versions)
+    .bind(&keys)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(true)
 }
 
 const COLUMNS: &str = "outbox.id, outbox.order_id, outbox.order_number, outbox.version, \

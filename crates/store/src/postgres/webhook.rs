@@ -3,45 +3,13 @@
 //! claim never waits for another; a lease that expires (its worker was killed) makes the event
 //! claimable again.
 
-use std::sync::{Arc, RwLock};
-
 use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgConnection, PgRow};
 use sqlx::Row;
-use tokio::sync::Notify;
 
 use super::PgStore;
 use crate::webhook::{lease_end, WebhookEvent};
 use crate::{Error, Result};
-
-/// Whether status changes from 1C record events, and whom to wake after a commit that did.
-/// Shared by the clones of a [`PgStore`]. (Workers of other instances find the events at their
-/// next poll.)
-#[derive(Debug, Clone, Default)]
-pub(super) struct Switch(Arc<RwLock<Option<Arc<Notify>>>>);
-
-impl Switch {
-    pub(super) fn enable(&self, wake: Arc<Notify>) -> Result<()> {
-        let mut slot = self
-            .0
-            .write()
-            .map_err(|_| Error::Invalid("the webhook switch is poisoned".to_owned()))?;
-        *slot = Some(wake);
-        Ok(())
-    }
-
-    /// Whether events are recorded.
-    pub(super) fn is_on(&self) -> bool {
-        self.0.read().is_ok_and(|g| g.is_some())
-    }
-
-    /// Wakes the webhook worker (a permit is kept when it is not waiting, so no wake is lost).
-    pub(super) fn wake(&self) {
-        if let Some(w) = self.0.read().ok().and_then(|g| g.clone()) {
-            w.notify_one();
-        }
-    }
-}
 
 /// Records one event per status change in the open transaction, in the given order: order ids,
 /// new statuses and 1C's names are parallel arrays.

@@ -2,87 +2,58 @@
 //! (`BEGIN IMMEDIATE`), so a lease taken with `UPDATE … RETURNING` is exclusive; a lease that
 //! expires (its worker crashed) makes the entry claimable again.
 
-use std::sync::{Arc, RwLock};
-
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
-use tokio::sync::Notify;
 
 use super::{parse_ts, ts, SqliteStore};
 use crate::outbox::{idempotency_key, OutboxEntry, OutboxFilter, OutboxState};
+use crate::switch::Switch;
 use crate::{Error, Result, UpsertOutcome, PUSH_LEDGER_SESSION};
 
-/// Whether upserts enqueue, and whom to wake after a commit that did. Shared by the clones of a
-/// [`SqliteStore`].
-#[derive(Debug, Clone, Default)]
-pub(super) struct Switch(Arc<RwLock<Option<Arc<Notify>>>>);
-
-impl Switch {
-    pub(super) fn enable(&self, wake: Arc<Notify>) -> Result<()> {
-        let mut slot = self
-            .0
-            .write()
-            .map_err(|_| Error::Invalid("the outbox switch is poisoned".to_owned()))?;
-        *slot = Some(wake);
-        Ok(())
+/// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
+/// outbox is on. Returns whether anything was enqueued (then call [`Switch::wake`] after the
+/// commit).
+pub(super) async fn enqueue<'a>(
+    outbox: &Switch,
+    conn: &mut SqliteConnection,
+    outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
+    now: DateTime<Utc>,
+) -> Result<bool> {
+    if !outbox.is_on() {
+        return Ok(false);
     }
-
-    fn waker(&self) -> Option<Arc<Notify>> {
-        self.0.read().ok().and_then(|g| g.clone())
-    }
-
-    /// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
-    /// outbox is on. Returns whether anything was enqueued (then call [`Switch::wake`] after
-    /// the commit).
-    pub(super) async fn enqueue<'a>(
-        &self,
-        conn: &mut SqliteConnection,
-        outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
-        now: DateTime<Utc>,
-    ) -> Result<bool> {
-        if self.waker().is_none() {
-            return Ok(false);
-        }
-        let orders: Vec<_> = outcomes
-            .into_iter()
-            .filter_map(|o| match o {
-                UpsertOutcome::Created(order) | UpsertOutcome::Updated(order) => Some(order),
-                UpsertOutcome::Unchanged(_) => None,
-            })
-            .collect();
-        let now_text = ts(now);
-        for chunk in orders.chunks(ENQUEUE_CHUNK) {
-            let values = vec!["(?, ?, ?, ?, 'pending', 0, ?, ?)"; chunk.len()].join(",");
-            let sql = format!(
-                "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
+    let orders: Vec<_> = outcomes
+        .into_iter()
+        .filter_map(|o| match o {
+            UpsertOutcome::Created(order) | UpsertOutcome::Updated(order) => Some(order),
+            UpsertOutcome::Unchanged(_) => None,
+        })
+        .collect();
+    let now_text = ts(now);
+    for chunk in orders.chunks(ENQUEUE_CHUNK) {
+        let values = vec!["(?, ?, ?, ?, 'pending', 0, ?, ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
                  attempts, next_attempt_at, created_at) VALUES {values} \
                  ON CONFLICT (order_id, version) DO NOTHING"
-            );
-            let mut q = sqlx::query(&sql);
-            for order in chunk {
-                q = q
-                    .bind(order.id)
-                    .bind(&order.input.number)
-                    .bind(order.version)
-                    .bind(idempotency_key(&order.input.number, order.version))
-                    .bind(&now_text)
-                    .bind(&now_text);
-            }
-            q.execute(&mut *conn).await?;
+        );
+        let mut q = sqlx::query(&sql);
+        for order in chunk {
+            q = q
+                .bind(order.id)
+                .bind(&order.input.number)
+                .bind(order.version)
+                .bind(idempotency_key(&order.input.number, order.version))
+                .bind(&now_text)
+                .bind(&now_text);
         }
-        Ok(!orders.is_empty())
+        q.execute(&mut *conn).await?;
     }
-
-    /// Wakes the push worker (a permit is kept when it is not waiting, so no wake is lost).
-    pub(super) fn wake(&self) {
-        if let Some(w) = self.waker() {
-            w.notify_one();
-        }
-    }
+    Ok(!orders.is_empty())
 }
 
-/// Rows per multi-row INSERT of [`Switch::enqueue`] (6 parameters a row).
+/// Rows per multi-row INSERT of [`enqueue`] (6 parameters a row).
 const ENQUEUE_CHUNK: usize = 500;
 
 const COLUMNS: &str = "id, order_id, order_number, version, idempotency_key, state, attempts, \

@@ -2,44 +2,13 @@
 //! (`BEGIN IMMEDIATE`), so a lease taken with `UPDATE … RETURNING` is exclusive, also between
 //! processes on the same file; a lease that expires makes the event claimable again.
 
-use std::sync::{Arc, RwLock};
-
 use chrono::{DateTime, Utc};
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
-use tokio::sync::Notify;
 
 use super::{parse_ts, ts, SqliteStore};
 use crate::webhook::{lease_end, WebhookEvent};
 use crate::{Error, Result};
-
-/// Whether status changes from 1C record events, and whom to wake after a commit that did.
-/// Shared by the clones of a [`SqliteStore`].
-#[derive(Debug, Clone, Default)]
-pub(super) struct Switch(Arc<RwLock<Option<Arc<Notify>>>>);
-
-impl Switch {
-    pub(super) fn enable(&self, wake: Arc<Notify>) -> Result<()> {
-        let mut slot = self
-            .0
-            .write()
-            .map_err(|_| Error::Invalid("the webhook switch is poisoned".to_owned()))?;
-        *slot = Some(wake);
-        Ok(())
-    }
-
-    /// Whether events are recorded.
-    pub(super) fn is_on(&self) -> bool {
-        self.0.read().is_ok_and(|g| g.is_some())
-    }
-
-    /// Wakes the webhook worker (a permit is kept when it is not waiting, so no wake is lost).
-    pub(super) fn wake(&self) {
-        if let Some(w) = self.0.read().ok().and_then(|g| g.clone()) {
-            w.notify_one();
-        }
-    }
-}
 
 /// Rows per multi-row INSERT of [`record`] (6 parameters a row).
 const RECORD_CHUNK: usize = 500;
