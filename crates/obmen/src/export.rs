@@ -153,8 +153,8 @@ struct BuiltPage {
     messages: Vec<String>,
 }
 
-/// Builds the documents of the due orders on a blocking thread, a couple of pages ahead of the
-/// writer. An order whose export hook fails is left out of its page (it stays due) with a
+/// Builds the documents of the due orders on a blocking thread, [`PAGES_AHEAD`] page(s) ahead
+/// of the writer. An order whose export hook fails is left out of its page (it stays due) with a
 /// message.
 fn build_ahead(
     app: &Arc<App>,
@@ -219,18 +219,18 @@ fn prefetch_due_pages(app: &App, rt: &Handle) -> mpsc::Receiver<store::Result<Ve
         let mut after = 0i64;
         loop {
             let page = store.orders_due(&statuses, after, page_size).await;
-            let last = match &page {
-                Ok(p) => p.last().map(|o| o.id),
-                Err(_) => None,
+            // Where the next page starts: nowhere after a short page or an error.
+            let next = match &page {
+                Ok(p) if p.is_empty() => break,
+                Ok(p) if p.len() >= page_size as usize => p.last().map(|o| o.id),
+                _ => None,
             };
-            let full = page.as_ref().is_ok_and(|p| p.len() >= page_size as usize);
-            let empty = page.as_ref().is_ok_and(Vec::is_empty);
-            if empty || tx.send(page).await.is_err() {
+            if tx.send(page).await.is_err() {
                 break;
             }
-            match last {
-                Some(id) if full => after = id,
-                _ => break,
+            match next {
+                Some(id) => after = id,
+                None => break,
             }
         }
     });

@@ -295,7 +295,7 @@ pub fn run_slice(
     // Reading the file and applying it overlap: a scoped thread parses and interprets the
     // documents and hands them over in batches; this thread matches and applies each batch.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Queued>>(1);
-    let parsed = std::thread::scope(|scope| {
+    let mut slice = std::thread::scope(|scope| {
         let parser = scope.spawn(move || parse(app, input, skip, limit, &tx));
         for batch in rx {
             // On an error `rx` is dropped, so the parser stops at its next batch.
@@ -306,42 +306,28 @@ pub fn run_slice(
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
             .map_err(SliceError::Read)
     })?;
-    app.metrics.documents_imported(parsed.documents);
+    app.metrics.documents_imported(slice.documents);
     for _ in &applier.messages {
         app.metrics.error(ErrorKind::Document);
     }
-    Ok(Slice {
-        position: parsed.position,
-        documents: parsed.documents,
-        messages: applier.messages,
-        finished: parsed.finished,
-    })
-}
-
-/// How far the parser got.
-struct Parsed {
-    /// Root items consumed from the start of the file.
-    position: u64,
-    /// Documents handed over for applying.
-    documents: u64,
-    /// Whether the end of the file was reached.
-    finished: bool,
+    slice.messages = applier.messages;
+    Ok(slice)
 }
 
 /// Reads the root items after the first `skip` ones until the end or the limit, runs the import
-/// hook on each document and interprets it, and sends them in batches of [`BATCH`].
+/// hook on each document and interprets it, and sends them in batches of [`BATCH`]. The slice
+/// it returns has no messages yet: they arise when the batches are applied.
 fn parse(
     app: &App,
     input: impl Read,
     skip: u64,
     limit: Limit,
     tx: &std::sync::mpsc::SyncSender<Vec<Queued>>,
-) -> Result<Parsed, commerceml::Error> {
+) -> Result<Slice, commerceml::Error> {
     let mut reader = commerceml::Reader::new(io::BufReader::with_capacity(64 << 10, input))?;
-    let mut parsed = Parsed {
-        position: 0,
-        documents: 0,
+    let mut parsed = Slice {
         finished: true,
+        ..Slice::default()
     };
     let mut batch = Vec::with_capacity(BATCH);
     let send = |batch: &mut Vec<Queued>| -> bool {
@@ -399,7 +385,7 @@ struct Applier<'a> {
     app: &'a App,
     rt: &'a Handle,
     now: DateTime<Utc>,
-    pending: Vec<(i64, Update, String)>,
+    pending: Vec<(i64, Update)>,
     pending_ids: HashSet<i64>,
     messages: Vec<String>,
 }
@@ -463,7 +449,7 @@ impl Applier<'_> {
             self.messages.append(&mut update.messages);
             if !update.is_empty() {
                 self.pending_ids.insert(order.id);
-                self.pending.push((order.id, update, order.number.clone()));
+                self.pending.push((order.id, update));
             }
         }
         self.flush()
@@ -475,17 +461,15 @@ impl Applier<'_> {
         }
         let pending = std::mem::take(&mut self.pending);
         self.pending_ids.clear();
-        let batch: Vec<(i64, Update)> = pending.iter().map(|(id, u, _)| (*id, u.clone())).collect();
         let changed = self
             .rt
-            .block_on(self.app.store.apply_updates(&batch, self.now))?;
+            .block_on(self.app.store.apply_updates(&pending, self.now))?;
         // The webhook events were recorded by the store with the changes (durable queue).
-        let mut status_changes = 0;
-        for ((_, update, _), changed) in pending.into_iter().zip(changed) {
-            if changed && update.status.is_some() {
-                status_changes += 1;
-            }
-        }
+        let status_changes = pending
+            .iter()
+            .zip(changed)
+            .filter(|((_, update), changed)| *changed && update.status.is_some())
+            .count() as u64;
         self.app.metrics.status_changes(status_changes);
         Ok(())
     }
