@@ -28,6 +28,8 @@ struct Args {
     orders: usize,
     clients: usize,
     format: String,
+    /// Orders per second offered to the API (open loop); 0 = as fast as the clients can.
+    rate: f64,
 }
 
 fn args() -> Args {
@@ -39,6 +41,7 @@ fn args() -> Args {
         orders: 5000,
         clients: 32,
         format: "commerceml".to_owned(),
+        rate: 0.0,
     };
     if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
         a.bin = PathBuf::from(dir).join("release/obmen");
@@ -51,7 +54,10 @@ fn args() -> Args {
             "--orders" => a.orders = value.parse().expect("--orders N"),
             "--clients" => a.clients = value.parse().expect("--clients N"),
             "--format" => a.format = value,
-            other => panic!("unknown argument {other}; use --bin, --orders, --clients, --format"),
+            "--rate" => a.rate = value.parse().expect("--rate ORDERS_PER_SECOND"),
+            other => {
+                panic!("unknown argument {other}; use --bin, --orders, --clients, --format, --rate")
+            }
         }
     }
     a
@@ -126,10 +132,32 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let result = run(&args, &http, &base, one_c.addr()).await;
+    if let (Some(obmen), Some(bench)) = (cpu_seconds(&server.id().to_string()), cpu_seconds("self"))
+    {
+        println!(
+            "  CPU time over the whole run: obmen {obmen:.2} s, this process (clients and the \
+             stand-in) {bench:.2} s"
+        );
+    }
     let _ = server.kill();
     let _ = server.wait();
     one_c.shutdown().await?;
     result
+}
+
+/// User + system CPU seconds of a process from `/proc/PID/stat` (Linux; `None` elsewhere),
+/// assuming the usual 100 clock ticks a second.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+fn ms(d: chrono::TimeDelta) -> f64 {
+    d.num_microseconds().unwrap_or(0) as f64 / 1000.0
 }
 
 async fn received(http: &reqwest::Client, addr: std::net::SocketAddr) -> anyhow::Result<usize> {
@@ -142,14 +170,19 @@ async fn received(http: &reqwest::Client, addr: std::net::SocketAddr) -> anyhow:
     Ok(v["orders"].as_object().map_or(0, serde_json::Map::len))
 }
 
+/// POSTs `n` orders from `clients` concurrent clients. With a positive `rate`, order `i` is
+/// not sent before `i / rate` seconds after the start (an open-loop load of `rate` orders/s as
+/// long as the clients keep up); otherwise every client sends its next order at once.
 async fn post_all(
     http: &reqwest::Client,
     base: &str,
     prefix: &str,
     n: usize,
     clients: usize,
+    rate: f64,
 ) -> anyhow::Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
+    let start = tokio::time::Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let (http, base, next, prefix) = (
@@ -163,6 +196,10 @@ async fn post_all(
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= n {
                     return Ok::<_, anyhow::Error>(());
+                }
+                if rate > 0.0 {
+                    let due = Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(start + due).await;
                 }
                 let r = http
                     .post(format!("{base}/api/v1/orders"))
@@ -188,13 +225,13 @@ async fn run(
 ) -> anyhow::Result<()> {
     // Warm-up: connections, caches.
     let warm = 200;
-    post_all(http, base, "W", warm, args.clients).await?;
+    post_all(http, base, "W", warm, args.clients, args.rate).await?;
     while received(http, one_c).await? < warm {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
     let started = Instant::now();
-    post_all(http, base, "B", args.orders, args.clients).await?;
+    post_all(http, base, "B", args.orders, args.clients, args.rate).await?;
     let posted = started.elapsed();
     let total = warm + args.orders;
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -206,6 +243,9 @@ async fn run(
 
     // Latency from the outbox: accepted (created_at) -> acknowledged (delivered_at).
     let mut latencies: Vec<f64> = Vec::with_capacity(args.orders);
+    // The two parts of it: waiting in the outbox until claimed, and the last attempt.
+    let mut queued: Vec<f64> = Vec::with_capacity(args.orders);
+    let mut pushing: Vec<f64> = Vec::with_capacity(args.orders);
     let mut after = 0i64;
     loop {
         let page: serde_json::Value = http
@@ -228,8 +268,11 @@ async fn run(
                 continue;
             }
             let created: DateTime<Utc> = serde_json::from_value(e["created_at"].clone())?;
+            let claimed: DateTime<Utc> = serde_json::from_value(e["last_attempt_at"].clone())?;
             let delivered: DateTime<Utc> = serde_json::from_value(e["delivered_at"].clone())?;
-            latencies.push((delivered - created).num_microseconds().unwrap_or(0) as f64 / 1000.0);
+            latencies.push(ms(delivered - created));
+            queued.push(ms(claimed - created));
+            pushing.push(ms(delivered - claimed));
         }
     }
     anyhow::ensure!(
@@ -237,21 +280,37 @@ async fn run(
         "{} latencies",
         latencies.len()
     );
-    latencies.sort_by(f64::total_cmp);
-    let pct = |p: f64| latencies[((latencies.len() as f64 - 1.0) * p).round() as usize];
+    for v in [&mut latencies, &mut queued, &mut pushing] {
+        v.sort_by(f64::total_cmp);
+    }
+    let pct_of = |v: &[f64], p: f64| v[((v.len() as f64 - 1.0) * p).round() as usize];
+    let pct = |p: f64| pct_of(&latencies, p);
     let rate = args.orders as f64 / elapsed.as_secs_f64();
     println!(
-        "push bench: {} orders ({}), {} clients: posted in {:.2} s, all received in {:.2} s \
+        "push bench: {} orders ({}), {} clients, offered {}: posted in {:.2} s, all received in {:.2} s \
          = {:.0} orders/s; accept->ack latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         args.orders,
         args.format,
         args.clients,
+        if args.rate > 0.0 {
+            format!("{:.0}/s", args.rate)
+        } else {
+            "as fast as possible".to_owned()
+        },
         posted.as_secs_f64(),
         elapsed.as_secs_f64(),
         rate,
         pct(0.5),
         pct(0.99),
         latencies.last().copied().unwrap_or(0.0)
+    );
+    println!(
+        "  of which in the outbox until claimed: p50 {:.1} ms, p99 {:.1} ms; \
+         claimed to acknowledged: p50 {:.1} ms, p99 {:.1} ms",
+        pct_of(&queued, 0.5),
+        pct_of(&queued, 0.99),
+        pct_of(&pushing, 0.5),
+        pct_of(&pushing, 0.99)
     );
     Ok(())
 }

@@ -31,7 +31,7 @@ use exchange::settings::ExchangeSettings;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use store::{OutboxEntry, OutboxFilter, OutboxState, Store};
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 
 use crate::config::{Config, Secret};
 use crate::http::problem::Problem;
@@ -145,8 +145,6 @@ pub enum Outcome {
     GaveUp,
     /// Not sent: the order has a newer version (pushed under its own entry).
     Skipped,
-    /// Nothing was due.
-    Idle,
 }
 
 /// A source of randomness for the retry jitter (injected so tests are repeatable).
@@ -164,7 +162,31 @@ pub struct Pusher {
     rng: Mutex<Rng>,
     wake: Arc<Notify>,
     export_hook: Option<Arc<Hook>>,
+    acks: Arc<Acks>,
 }
+
+/// One acknowledgement waiting for the group commit: the entry, when 1C answered, and who
+/// waits for the outcome.
+type Ack = (i64, DateTime<Utc>, oneshot::Sender<Result<bool, String>>);
+
+/// Group commit of acknowledgements: a push that 1C acknowledged queues its entry here; one
+/// writer task at a time takes everything queued and records it in one transaction
+/// (`Store::mark_delivered_many`), so concurrent pushes share write transactions instead of
+/// queueing for the database one by one.
+#[derive(Default)]
+struct Acks {
+    state: Mutex<AckQueue>,
+}
+
+#[derive(Default)]
+struct AckQueue {
+    queued: Vec<Ack>,
+    /// A writer task is running; it takes what is queued before it stops.
+    writing: bool,
+}
+
+/// Most acknowledgements written in one transaction.
+const ACK_BATCH: usize = 256;
 
 impl std::fmt::Debug for Pusher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -213,6 +235,7 @@ impl Pusher {
             rng: Mutex::new(rng),
             wake,
             export_hook: None,
+            acks: Arc::default(),
         })
     }
 
@@ -232,55 +255,73 @@ impl Pusher {
         self.config.lease() + hook
     }
 
-    /// Claims one due entry and delivers it.
-    pub async fn run_once(&self, now: DateTime<Utc>) -> anyhow::Result<Outcome> {
-        let mut claimed = self.store.claim_due(now, 1, self.lease()).await?;
-        match claimed.pop() {
-            Some(entry) => self.deliver(&entry).await,
-            None => Ok(Outcome::Idle),
-        }
-    }
-
-    /// Claims up to `concurrency` due entries and delivers them concurrently.
-    pub async fn run_batch(&self, now: DateTime<Utc>) -> anyhow::Result<Vec<Outcome>> {
-        let claimed = self
-            .store
-            .claim_due(now, self.config.concurrency, self.lease())
-            .await?;
-        let results = futures_util::future::join_all(claimed.iter().map(|e| self.deliver(e))).await;
-        results.into_iter().collect()
-    }
-
-    /// Delivers until `shutdown` completes: claims what is due, and otherwise sleeps until the
-    /// next entry is due, an order is enqueued (the store wakes it) or [`POLL`] passes.
+    /// Delivers until `shutdown` completes, with up to `concurrency` pushes in flight: claims
+    /// what is due for the free slots, and otherwise waits until a push ends, an order is
+    /// enqueued (the store wakes it), the next entry is due or [`POLL`] passes. It claims when
+    /// the outbox may hold due entries (a wake-up, the timer, or the last claim filled every
+    /// free slot) and at least a quarter of the slots are free, so a busy outbox is claimed in
+    /// batches instead of one write transaction per finished push. On shutdown the pushes in
+    /// flight are finished (each is bounded by the push timeout).
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
+        let slots = self.config.concurrency.max(1) as usize;
+        let refill = (slots / 4).max(1);
+        let mut in_flight = tokio::task::JoinSet::new();
+        // Whether the outbox may hold due entries that were not claimed yet.
+        let mut maybe_due = true;
+        let mut idle_until = tokio::time::Instant::now();
         loop {
-            let wait = match self.run_batch(self.clock.now()).await {
-                Ok(done) if !done.is_empty() => continue,
-                Ok(_) => match self.store.outbox_next_due().await {
-                    Ok(Some(at)) => (at - self.clock.now())
-                        .to_std()
-                        .unwrap_or(Duration::ZERO)
-                        .min(POLL),
-                    Ok(None) => POLL,
-                    Err(e) => {
-                        tracing::error!(error = %e, "push: cannot read the outbox");
-                        POLL
+            let free = slots - in_flight.len();
+            if maybe_due && free >= refill {
+                let now = self.clock.now();
+                let want = u32::try_from(free).unwrap_or(u32::MAX);
+                match self.store.claim_due(now, want, self.lease()).await {
+                    Ok(claimed) => {
+                        maybe_due = claimed.len() == free;
+                        for entry in claimed {
+                            let me = Arc::clone(&self);
+                            in_flight.spawn(async move {
+                                let outcome = me.deliver(&entry).await;
+                                (entry, outcome)
+                            });
+                        }
+                        if !maybe_due {
+                            idle_until = tokio::time::Instant::now() + self.idle_wait().await;
+                        }
                     }
-                },
-                Err(e) => {
-                    tracing::error!(error = %format!("{e:#}"), "push: claim failed");
-                    POLL
+                    Err(e) => {
+                        tracing::error!(error = %format!("{e:#}"), "push: claim failed");
+                        maybe_due = false;
+                        idle_until = tokio::time::Instant::now() + POLL;
+                    }
                 }
-            };
-            if wait.is_zero() {
                 continue;
             }
             tokio::select! {
-                () = &mut shutdown => return,
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(wait) => {}
+                () = &mut shutdown => break,
+                Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
+                    log_delivery(done);
+                }
+                () = self.wake.notified() => maybe_due = true,
+                () = tokio::time::sleep_until(idle_until), if !maybe_due => maybe_due = true,
+            }
+        }
+        while let Some(done) = in_flight.join_next().await {
+            log_delivery(done);
+        }
+    }
+
+    /// How long to sleep when nothing is due: until the next entry is due, at most [`POLL`].
+    async fn idle_wait(&self) -> Duration {
+        match self.store.outbox_next_due().await {
+            Ok(Some(at)) => (at - self.clock.now())
+                .to_std()
+                .unwrap_or(Duration::ZERO)
+                .min(POLL),
+            Ok(None) => POLL,
+            Err(e) => {
+                tracing::error!(error = %e, "push: cannot read the outbox");
+                POLL
             }
         }
     }
@@ -331,10 +372,7 @@ impl Pusher {
         }
         let (status, error) = match request.send().await {
             Ok(resp) if resp.status().is_success() => {
-                let changed = self
-                    .store
-                    .mark_delivered(entry.id, self.clock.now())
-                    .await?;
+                let changed = self.acknowledge(entry.id, self.clock.now()).await?;
                 tracing::debug!(order = %entry.order_number, version = entry.version, changed, "pushed");
                 return Ok(Outcome::Sent);
             }
@@ -347,6 +385,28 @@ impl Pusher {
             Err(e) => (None, format!("{e}")),
         };
         self.failed(entry, Failure::classify(status), error).await
+    }
+
+    /// Records that 1C acknowledged entry `id` at `at` through the group commit; returns
+    /// whether the entry changed.
+    async fn acknowledge(&self, id: i64, at: DateTime<Utc>) -> anyhow::Result<bool> {
+        let (tx, rx) = oneshot::channel();
+        let start_writer = {
+            let mut q = self
+                .acks
+                .state
+                .lock()
+                .map_err(|_| anyhow::anyhow!("the acknowledgement queue is poisoned"))?;
+            q.queued.push((id, at, tx));
+            !std::mem::replace(&mut q.writing, true)
+        };
+        if start_writer {
+            // A task of its own: it must finish even if this push's future is dropped.
+            tokio::spawn(write_acks(Arc::clone(&self.store), Arc::clone(&self.acks)));
+        }
+        rx.await
+            .map_err(|_| anyhow::anyhow!("the acknowledgement writer stopped"))?
+            .map_err(|e| anyhow::anyhow!("cannot record the acknowledgement: {e}"))
     }
 
     /// Records a failed attempt: retried after a backoff, or dead-lettered after the last one.
@@ -415,6 +475,49 @@ impl Pusher {
                 let mut writer = Writer::new(Vec::with_capacity(4096), options)?;
                 writer.write_document(&doc)?;
                 Ok(Ok((writer.finish()?, "application/xml; charset=utf-8")))
+            }
+        }
+    }
+}
+
+/// Logs a push task that failed outside its own error handling (a database error while
+/// recording the outcome; the lease brings the entry back) or panicked.
+fn log_delivery(done: Result<(OutboxEntry, anyhow::Result<Outcome>), tokio::task::JoinError>) {
+    match done {
+        Ok((_, Ok(_))) => {}
+        Ok((entry, Err(e))) => tracing::error!(
+            order = %entry.order_number,
+            error = %format!("{e:#}"),
+            "push: cannot record the outcome; the entry is retried when its lease ends"
+        ),
+        Err(e) => tracing::error!(error = %e, "push: a push task failed"),
+    }
+}
+
+/// Writes queued acknowledgements, [`ACK_BATCH`] per transaction, until none is left.
+async fn write_acks(store: Arc<dyn Store>, acks: Arc<Acks>) {
+    loop {
+        let batch: Vec<Ack> = {
+            let Ok(mut q) = acks.state.lock() else { return };
+            if q.queued.is_empty() {
+                q.writing = false;
+                return;
+            }
+            let n = q.queued.len().min(ACK_BATCH);
+            q.queued.drain(..n).collect()
+        };
+        let ids: Vec<(i64, DateTime<Utc>)> = batch.iter().map(|(id, at, _)| (*id, *at)).collect();
+        match store.mark_delivered_many(&ids).await {
+            Ok(changed) => {
+                for ((_, _, tx), changed) in batch.into_iter().zip(changed) {
+                    let _ = tx.send(Ok(changed));
+                }
+            }
+            Err(e) => {
+                let e = e.to_string();
+                for (_, _, tx) in batch {
+                    let _ = tx.send(Err(e.clone()));
+                }
             }
         }
     }

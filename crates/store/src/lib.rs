@@ -295,6 +295,15 @@ pub trait Store: Send + Sync {
         Err(outbox_unsupported())
     }
 
+    /// [`Store::mark_delivered`] for many entries in one transaction, each with the time its
+    /// acknowledgement arrived: the push worker's group commit. Returns, in the order of
+    /// `acks`, whether each entry changed; an unknown id gives `false` (no error, so one bad
+    /// id does not fail the others).
+    async fn mark_delivered_many(&self, acks: &[(i64, DateTime<Utc>)]) -> Result<Vec<bool>> {
+        let _ = acks;
+        Err(outbox_unsupported())
+    }
+
     /// The attempt failed and will be retried: the lease ends, the next attempt is not before
     /// `next_at`. Only a pending entry changes.
     async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {

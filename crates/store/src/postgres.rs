@@ -1372,6 +1372,10 @@ impl Store for PgStore {
         self.outbox_mark_delivered(id, now).await
     }
 
+    async fn mark_delivered_many(&self, acks: &[(i64, DateTime<Utc>)]) -> Result<Vec<bool>> {
+        self.outbox_mark_delivered_many(acks).await
+    }
+
     async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<()> {
         self.outbox_mark_failed(id, Some(next_at), error).await
     }

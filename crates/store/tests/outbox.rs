@@ -213,6 +213,55 @@ pub async fn outbox_delivery_confirms_the_version_in_the_ledger(store: &dyn Stor
     assert!(PUSH_LEDGER_SESSION < s.id);
 }
 
+/// The push worker's group commit: many acknowledgements in one call, each with its own time.
+pub async fn outbox_batch_delivery_confirms_each_version(store: &dyn Store) {
+    for n in ["G-1", "G-2", "G-3"] {
+        store.upsert_order(&order(n), at(0)).await.unwrap();
+    }
+    // G-3 changes before its first version is acknowledged: both versions are in the outbox.
+    let mut changed = order("G-3");
+    changed.status = Some("P".to_owned());
+    store.upsert_order(&changed, at(0)).await.unwrap();
+    let claimed = store.claim_due(at(1), 10, LEASE).await.unwrap();
+    let id = |key: &str| claimed.iter().find(|e| e.idempotency_key == key).unwrap().id;
+    let (g1, g2, g3) = (id("G-1:1"), id("G-2:1"), id("G-3:2"));
+    assert!(store.mark_delivered(g2, at(2)).await.unwrap());
+
+    // New, already delivered, unknown, new: one answer each, in order.
+    let changed = store
+        .mark_delivered_many(&[(g1, at(3)), (g2, at(4)), (9_999, at(4)), (g3, at(5))])
+        .await
+        .unwrap();
+    assert_eq!(changed, [true, false, false, true]);
+    assert!(store.mark_delivered_many(&[]).await.unwrap().is_empty());
+
+    let delivered = list(store, Some(OutboxState::Delivered)).await;
+    let when = |entry: i64| delivered.iter().find(|e| e.id == entry).unwrap().delivered_at;
+    assert_eq!(when(g1), Some(at(3)));
+    assert_eq!(when(g2), Some(at(2)), "a second acknowledgement changes nothing");
+    assert_eq!(when(g3), Some(at(5)));
+    // Every acknowledged version is confirmed: nothing is due for the scheduled exchange.
+    assert!(due(store).await.is_empty());
+    // And a session cannot confirm those versions a second time.
+    let s = store
+        .create_session(
+            &NewSession {
+                user: "1c".into(),
+                cookie: "cookie-g".into(),
+                sessid: "s".into(),
+            },
+            at(6),
+        )
+        .await
+        .unwrap();
+    let g3_order = claimed.iter().find(|e| e.id == g3).unwrap().order_id;
+    store
+        .record_offered(s.id, &[(g3_order, 2)], at(6))
+        .await
+        .unwrap();
+    assert_eq!(store.confirm_session(s.id, at(7)).await.unwrap(), 0);
+}
+
 pub async fn outbox_skips_versions_the_exchange_confirmed(store: &dyn Store) {
     store.upsert_order(&order("E-1"), at(0)).await.unwrap();
     store.upsert_order(&order("E-2"), at(0)).await.unwrap();
@@ -331,6 +380,12 @@ async fn sqlite_delivery_confirms_the_version_in_the_ledger() {
 }
 
 #[tokio::test]
+async fn sqlite_batch_delivery_confirms_each_version() {
+    let (store, _wake, _dir) = enabled().await;
+    outbox_batch_delivery_confirms_each_version(store.as_ref()).await;
+}
+
+#[tokio::test]
 async fn sqlite_skips_versions_the_exchange_confirmed() {
     let (store, _wake, _dir) = enabled().await;
     outbox_skips_versions_the_exchange_confirmed(store.as_ref()).await;
@@ -422,6 +477,14 @@ async fn pg_delivery_confirms_the_version_in_the_ledger() {
         return;
     };
     outbox_delivery_confirms_the_version_in_the_ledger(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_batch_delivery_confirms_each_version() {
+    let Some((store, _guard)) = pg_enabled().await else {
+        return;
+    };
+    outbox_batch_delivery_confirms_each_version(store.as_ref()).await;
 }
 
 #[tokio::test]

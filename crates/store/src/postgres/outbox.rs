@@ -160,53 +160,79 @@ impl PgStore {
     }
 
     pub(super) async fn outbox_mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let mut tx = self.begin().await?;
-        let order_id: Option<i64> = sqlx::query_scalar("SELECT order_id FROM outbox WHERE id = $1")
+        if self.outbox_mark_delivered_many(&[(id, now)]).await?[0] {
+            return Ok(true);
+        }
+        // Delivered already (an acknowledgement seen twice), or no such entry.
+        let known: Option<i64> = sqlx::query_scalar("SELECT id FROM outbox WHERE id = $1")
             .bind(id)
-            .fetch_optional(&mut *tx)
+            .fetch_optional(&self.pool)
             .await?;
-        let order_id = order_id.ok_or(Error::NotFound)?;
-        // The order first (the lock order of `confirm_session`), then the entry.
-        sqlx::query("SELECT id FROM orders WHERE id = $1 FOR UPDATE")
-            .bind(order_id)
+        known.map(|_| false).ok_or(Error::NotFound)
+    }
+
+    /// Marks the acknowledged entries delivered and confirms their versions in the ledger, in
+    /// one transaction and four statements whatever the batch size.
+    pub(super) async fn outbox_mark_delivered_many(
+        &self,
+        acks: &[(i64, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let mut changed = vec![false; acks.len()];
+        if acks.is_empty() {
+            return Ok(changed);
+        }
+        let ids: Vec<i64> = acks.iter().map(|(id, _)| *id).collect();
+        let ats: Vec<DateTime<Utc>> = acks.iter().map(|(_, at)| *at).collect();
+        let mut tx = self.begin().await?;
+        // The orders first, in id order (the lock order of `confirm_session`), then the entries.
+        sqlx::query(
+            "SELECT id FROM orders WHERE id IN \
+             (SELECT order_id FROM outbox WHERE id = ANY($1)) ORDER BY id FOR UPDATE",
+        )
+        .bind(&ids)
+        .execute(&mut *tx)
+        .await?;
+        let rows: Vec<(i64, i64, i64)> = sqlx::query_as(
+            "UPDATE outbox SET state = 'delivered', delivered_at = a.at, leased_until = NULL, \
+             last_error = NULL FROM UNNEST($1::bigint[], $2::timestamptz[]) AS a (id, at) \
+             WHERE outbox.id = a.id AND outbox.state <> 'delivered' \
+             RETURNING outbox.id, outbox.order_id, outbox.version",
+        )
+        .bind(&ids)
+        .bind(&ats)
+        .fetch_all(&mut *tx)
+        .await?;
+        if !rows.is_empty() {
+            let done: Vec<i64> = rows.iter().map(|r| r.0).collect();
+            // Confirmed once in the ledger: a session that confirmed a version first keeps it
+            // (the partial unique index turns the insert into a no-op).
+            sqlx::query(
+                "INSERT INTO delivery_ledger \
+                 (session_id, order_id, version, offered_at, confirmed_at) \
+                 SELECT $2, x.order_id, x.version, x.delivered_at, x.delivered_at \
+                 FROM outbox AS x WHERE x.id = ANY($1) ON CONFLICT DO NOTHING",
+            )
+            .bind(&done)
+            .bind(PUSH_LEDGER_SESSION)
             .execute(&mut *tx)
             .await?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE outbox SET state = 'delivered', delivered_at = $1, leased_until = NULL, \
-             last_error = NULL WHERE id = $2 AND state <> 'delivered' \
-             RETURNING order_id, version",
-        )
-        .bind(now)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((order_id, version)) = row else {
-            // Delivered already (an acknowledgement seen twice).
-            tx.commit().await?;
-            return Ok(false);
-        };
-        // Confirmed once in the ledger: a session that confirmed this version first keeps it
-        // (the partial unique index turns this insert into a no-op).
-        sqlx::query(
-            "INSERT INTO delivery_ledger \
-             (session_id, order_id, version, offered_at, confirmed_at) \
-             VALUES ($1, $2, $3, $4, $4) ON CONFLICT DO NOTHING",
-        )
-        .bind(PUSH_LEDGER_SESSION)
-        .bind(order_id)
-        .bind(version)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE orders SET confirmed_version = $1 WHERE id = $2 AND confirmed_version < $1",
-        )
-        .bind(version)
-        .bind(order_id)
-        .execute(&mut *tx)
-        .await?;
+            sqlx::query(
+                "UPDATE orders SET confirmed_version = top.version FROM \
+                 (SELECT order_id, MAX(version) AS version FROM outbox WHERE id = ANY($1) \
+                  GROUP BY order_id) AS top \
+                 WHERE orders.id = top.order_id AND orders.confirmed_version < top.version",
+            )
+            .bind(&done)
+            .execute(&mut *tx)
+            .await?;
+            for (id, ..) in &rows {
+                if let Some(i) = ids.iter().position(|a| a == id) {
+                    changed[i] = true;
+                }
+            }
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(changed)
     }
 
     /// Sets the outcome of a failed attempt of a pending entry (retry at `next_at`, or dead).

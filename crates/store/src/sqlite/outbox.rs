@@ -56,6 +56,9 @@ pub(super) async fn enqueue<'a>(
 /// Rows per multi-row INSERT of [`enqueue`] (6 parameters a row).
 const ENQUEUE_CHUNK: usize = 500;
 
+/// Acknowledgements per statement of `outbox_mark_delivered_many` (at most 5 parameters a row).
+const ACK_CHUNK: usize = 500;
+
 const COLUMNS: &str = "id, order_id, order_number, version, idempotency_key, state, attempts, \
      next_attempt_at, leased_until, last_error, created_at, last_attempt_at, delivered_at";
 
@@ -161,43 +164,82 @@ impl SqliteStore {
     }
 
     pub(super) async fn outbox_mark_delivered(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
-        let now_text = ts(now);
+        if self.outbox_mark_delivered_many(&[(id, now)]).await?[0] {
+            return Ok(true);
+        }
+        // Delivered already (an acknowledgement seen twice), or no such entry.
+        let mut conn = self.reader.acquire().await?;
+        state_of(&mut conn, id).await?;
+        Ok(false)
+    }
+
+    /// Marks the acknowledged entries delivered and confirms their versions in the ledger, all
+    /// in one write transaction (a few statements for the whole batch).
+    pub(super) async fn outbox_mark_delivered_many(
+        &self,
+        acks: &[(i64, DateTime<Utc>)],
+    ) -> Result<Vec<bool>> {
+        let mut changed = vec![false; acks.len()];
+        if acks.is_empty() {
+            return Ok(changed);
+        }
         let mut tx = self.begin_write().await?;
-        let row: Option<(i64, i64)> = sqlx::query_as(
-            "UPDATE outbox SET state = 'delivered', delivered_at = ?, leased_until = NULL, \
-             last_error = NULL WHERE id = ? AND state <> 'delivered' RETURNING order_id, version",
-        )
-        .bind(&now_text)
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some((order_id, version)) = row else {
-            // Delivered already (an acknowledgement seen twice), or no such entry.
-            state_of(&mut tx, id).await?;
-            return Ok(false);
-        };
-        // Confirmed once in the ledger: a session that confirmed this version first keeps it.
-        sqlx::query(
-            "INSERT OR IGNORE INTO delivery_ledger \
-             (session_id, order_id, version, offered_at, confirmed_at) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(PUSH_LEDGER_SESSION)
-        .bind(order_id)
-        .bind(version)
-        .bind(&now_text)
-        .bind(&now_text)
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "UPDATE orders SET confirmed_version = ? WHERE id = ? AND confirmed_version < ?",
-        )
-        .bind(version)
-        .bind(order_id)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
+        for (chunk_no, chunk) in acks.chunks(ACK_CHUNK).enumerate() {
+            let values = vec!["(?, ?)"; chunk.len()].join(",");
+            // The entries, then the ledger (once per version: a session that confirmed it
+            // first keeps it), then the orders' confirmed versions.
+            // Each statement scans its VALUES list and finds the rows by primary key.
+            let sql = format!(
+                "WITH acks (id, at) AS (VALUES {values}) \
+                 UPDATE outbox SET state = 'delivered', delivered_at = acks.at, \
+                 leased_until = NULL, last_error = NULL FROM acks \
+                 WHERE outbox.id = acks.id AND outbox.state <> 'delivered' \
+                 RETURNING outbox.id, outbox.order_id, outbox.version, outbox.delivered_at"
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64, i64, String)>(&sql);
+            for (id, at) in chunk {
+                q = q.bind(id).bind(ts(*at));
+            }
+            let rows = q.fetch_all(&mut *tx).await?;
+            if rows.is_empty() {
+                continue;
+            }
+            let values = vec!["(?, ?, ?, ?, ?)"; rows.len()].join(",");
+            let sql = format!(
+                "INSERT OR IGNORE INTO delivery_ledger \
+                 (session_id, order_id, version, offered_at, confirmed_at) VALUES {values}"
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, order_id, version, at) in &rows {
+                q = q
+                    .bind(PUSH_LEDGER_SESSION)
+                    .bind(order_id)
+                    .bind(version)
+                    .bind(at)
+                    .bind(at);
+            }
+            q.execute(&mut *tx).await?;
+            let values = vec!["(?, ?)"; rows.len()].join(",");
+            let sql = format!(
+                "WITH acked (order_id, version) AS (VALUES {values}), \
+                 top AS (SELECT order_id, MAX(version) AS version FROM acked GROUP BY order_id) \
+                 UPDATE orders SET confirmed_version = top.version FROM top \
+                 WHERE orders.id = top.order_id AND orders.confirmed_version < top.version"
+            );
+            let mut q = sqlx::query(&sql);
+            for (_, order_id, version, _) in &rows {
+                q = q.bind(order_id).bind(version);
+            }
+            q.execute(&mut *tx).await?;
+            let base = chunk_no * ACK_CHUNK;
+            for (id, ..) in &rows {
+                if let Some(i) = chunk.iter().position(|(a, _)| a == id) {
+                    changed[base + i] = true;
+                }
+            }
+        }
         tx.commit().await?;
-        Ok(true)
+        Ok(changed)
     }
 
     /// Sets the outcome of a failed attempt of a pending entry.
