@@ -31,7 +31,7 @@ use std::io::Read;
 
 use encoding_rs::{Encoding, UTF_8};
 
-use self::lexer::{Attr, Event, Lexer, Mark};
+use self::lexer::{same_bytes, Attr, Event, Lexer, Mark};
 use self::source::Source;
 use crate::error::{Error, Position, Result};
 use crate::model::{
@@ -248,27 +248,6 @@ fn tag_hash(name: &[u8]) -> usize {
     (h >> 40) as usize & (TAG_SLOTS - 1)
 }
 
-/// Byte equality for short slices without a call into `memcmp`.
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if <[u8; 8]>::try_from(x).ok().map(u64::from_ne_bytes)
-            != <[u8; 8]>::try_from(y).ok().map(u64::from_ne_bytes)
-        {
-            return false;
-        }
-    }
-    ca.remainder()
-        .iter()
-        .zip(cb.remainder())
-        .all(|(x, y)| x == y)
-}
-
 impl TagTable {
     fn new(encoding: &'static Encoding) -> Self {
         let mut table = Self {
@@ -321,6 +300,10 @@ pub struct Reader<R> {
     tags: TagTable,
     /// The encoding of the lexed bytes (UTF-8 for transcoded UTF-16 input).
     codec: &'static Encoding,
+    /// How values are decoded from the lexed bytes.
+    values: Values,
+    /// Reused for values parsed rather than kept (decimals, booleans).
+    scratch: String,
     /// The encoding of the input.
     encoding: &'static Encoding,
     declared: Option<String>,
@@ -362,6 +345,8 @@ impl<R: Read> Reader<R> {
             root: Root::default(),
             tags: TagTable::new(codec),
             codec,
+            values: Values::new(codec),
+            scratch: String::new(),
             encoding: detected.encoding,
             declared: detected.declared,
             has_bom: detected.bom_len > 0,
@@ -570,67 +555,146 @@ impl<R: Read> Reader<R> {
     /// The decoded, unescaped value of an attribute of the current start tag.
     fn attr_value(&self, a: &Attr) -> Result<String> {
         let at = self.lx.offset_of(a.value.start);
-        let s = self.decode(self.lx.bytes(a.value.clone()), at)?;
-        let s = if s.bytes().any(|b| matches!(b, b'\t' | b'\n' | b'\r')) {
-            Cow::Owned(s.replace("\r\n", " ").replace(['\t', '\n', '\r'], " "))
+        let raw = self.lx.bytes(a.value.clone());
+        let mut out = String::new();
+        if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_some() {
+            // Attribute-value normalization (rare): whitespace characters become spaces.
+            let s = self.decode(raw, at)?;
+            let s = s.replace("\r\n", " ").replace(['\t', '\n', '\r'], " ");
+            self.unescape_into(&s, at, &mut out)?;
         } else {
-            s
-        };
-        Ok(self.unescape(&s, at)?.into_owned())
+            let refs = memchr::memchr(b'&', raw).is_some();
+            self.push_value(raw, at, at, refs, &mut out)?;
+        }
+        Ok(out)
     }
 
     /// Decodes the current text token and appends it to `out`, trimming leading whitespace
     /// while `out` is empty.
     fn append_text(&self, out: &mut String) -> Result<()> {
         let (raw, cdata) = self.lx.text();
-        let at = self.lx.text_offset();
-        if out.is_empty() && !cdata && raw.iter().all(|&b| is_xml_ws(b)) {
-            return Ok(());
-        }
-        let special = !cdata && memchr::memchr2(b'&', b'\r', raw).is_some();
-        let s = self.decode(raw, at)?;
-        let s = if special {
-            let s = if s.contains('\r') {
-                Cow::Owned(s.replace("\r\n", "\n").replace('\r', "\n"))
-            } else {
-                s
-            };
-            self.unescape_cow(s, at)?
-        } else {
-            s
-        };
-        if !out.is_empty() {
-            out.push_str(&s);
-            return Ok(());
-        }
-        match s {
-            Cow::Borrowed(b) => out.push_str(b.trim_start_matches(is_xml_ws_char)),
-            Cow::Owned(mut o) => {
-                let lead = o.len() - o.trim_start_matches(is_xml_ws_char).len();
-                if lead > 0 {
-                    o.drain(..lead);
-                }
-                *out = o;
+        let text_at = self.lx.text_offset();
+        let was_empty = out.is_empty();
+        let mut at = text_at;
+        let mut raw = raw;
+        if was_empty {
+            // Leading whitespace bytes are ASCII in every encoding read here, so they can be
+            // dropped before decoding; whitespace produced by a reference is trimmed below.
+            let lead = raw.iter().take_while(|&&b| is_xml_ws(b)).count();
+            raw = &raw[lead..];
+            at += lead as u64;
+            if raw.is_empty() {
+                return Ok(());
             }
+        }
+        let special = !cdata && has_amp_or_cr(raw);
+        if special && memchr::memchr(b'\r', raw).is_some() {
+            // Line-end normalization (rare in values): CR LF and lone CR become LF before
+            // references are replaced.
+            let s = self.decode(raw, at)?;
+            let s = s.replace("\r\n", "\n").replace('\r', "\n");
+            self.unescape_into(&s, text_at, out)?;
+        } else {
+            self.push_value(raw, at, text_at, special, out)?;
+        }
+        if was_empty && out.starts_with(is_xml_ws_char) {
+            let lead = out.len() - out.trim_start_matches(is_xml_ws_char).len();
+            out.drain(..lead);
         }
         Ok(())
     }
 
-    fn unescape_cow<'a>(&self, s: Cow<'a, str>, at: u64) -> Result<Cow<'a, str>> {
-        if !s.contains('&') {
-            return Ok(s);
+    /// Appends the raw value `raw` (starting at absolute offset `at`) to `out`, decoded and,
+    /// when `refs` (`raw` holds a `&` to replace), with references replaced (errors in
+    /// references are reported at `entity_at`). The decoded length is computed first so that `out` grows at most once;
+    /// pure ASCII (most numbers, dates, ids) is copied without decoding.
+    fn push_value(
+        &self,
+        raw: &[u8],
+        at: u64,
+        entity_at: u64,
+        refs: bool,
+        out: &mut String,
+    ) -> Result<()> {
+        let table = match &self.values {
+            Values::SingleByte(table) => table,
+            Values::Utf8 => {
+                let s = std::str::from_utf8(raw).map_err(|e| Error::Encoding {
+                    position: self.lx.position_at(at + e.valid_up_to() as u64),
+                    encoding: self.encoding.name(),
+                })?;
+                return self.push_str_value(s, entity_at, refs, out);
+            }
+        };
+        let ascii = ascii_len(raw);
+        let (head, tail) = raw.split_at(ascii);
+        if tail.is_empty() {
+            return match std::str::from_utf8(raw) {
+                Ok(s) => self.push_str_value(s, entity_at, refs, out),
+                // Unreachable: ASCII is UTF-8.
+                Err(_) => Ok(()),
+            };
         }
-        Ok(Cow::Owned(self.unescape(&s, at)?.into_owned()))
+        // One pass to find bytes the code page does not define (reported before anything
+        // else, as a whole-value decode would) and the decoded length.
+        let mut len = raw.len();
+        for (i, &b) in tail.iter().enumerate() {
+            if b >= 0x80 {
+                let k = usize::from(b & 0x7f);
+                if table.chars[k].is_none() {
+                    return Err(Error::Encoding {
+                        position: self.lx.position_at(at + (ascii + i) as u64),
+                        encoding: self.encoding.name(),
+                    });
+                }
+                len += usize::from(table.extra[k]);
+            }
+        }
+        reserve_for(out, len);
+        if !refs {
+            push_ascii(out, head);
+            table.push(tail, out);
+            return Ok(());
+        }
+        let mut rest = raw;
+        while let Some(amp) = memchr::memchr(b'&', rest) {
+            table.push(&rest[..amp], out);
+            rest = &rest[amp + 1..];
+            // A single-byte code page decodes one byte to one character, so the first 12
+            // bytes are the first 12 characters.
+            let Some(semi) = rest.iter().take(12).position(|&b| b == b';') else {
+                return Err(self.bad_entity(entity_at, "'&' not starting an entity reference"));
+            };
+            let name = &rest[..semi];
+            let c = match std::str::from_utf8(name) {
+                Ok(n) if n.is_ascii() => self.entity(n, entity_at)?,
+                _ => {
+                    let mut n = String::new();
+                    table.push(name, &mut n);
+                    self.entity(&n, entity_at)?
+                }
+            };
+            out.push(c);
+            rest = &rest[semi + 1..];
+        }
+        table.push(rest, out);
+        Ok(())
     }
 
-    /// Replaces the five predefined entities and character references, once.
-    fn unescape<'a>(&self, s: &'a str, at: u64) -> Result<Cow<'a, str>> {
-        let Some(first) = s.find('&') else {
-            return Ok(Cow::Borrowed(s));
-        };
-        let mut out = String::with_capacity(s.len());
-        out.push_str(&s[..first]);
-        let mut rest = &s[first..];
+    /// Appends an already decoded value, replacing references when `refs`.
+    fn push_str_value(&self, s: &str, entity_at: u64, refs: bool, out: &mut String) -> Result<()> {
+        reserve_for(out, s.len());
+        if refs {
+            return self.unescape_into(s, entity_at, out);
+        }
+        out.push_str(s);
+        Ok(())
+    }
+
+    /// Appends `s` to `out` with the five predefined entities and character references
+    /// replaced, once.
+    fn unescape_into(&self, s: &str, at: u64, out: &mut String) -> Result<()> {
+        let mut rest = s;
         while let Some(amp) = rest.find('&') {
             out.push_str(&rest[..amp]);
             rest = &rest[amp + 1..];
@@ -642,37 +706,41 @@ impl<R: Read> Reader<R> {
             let Some(semi) = semi else {
                 return Err(self.bad_entity(at, "'&' not starting an entity reference"));
             };
-            let name = &rest[..semi];
-            let c = match name {
-                "lt" => '<',
-                "gt" => '>',
-                "amp" => '&',
-                "quot" => '"',
-                "apos" => '\'',
-                _ => {
-                    let code = if let Some(hex) =
-                        name.strip_prefix("#x").or_else(|| name.strip_prefix("#X"))
-                    {
-                        u32::from_str_radix(hex, 16).ok()
-                    } else if let Some(dec) = name.strip_prefix('#') {
-                        dec.parse::<u32>().ok()
-                    } else {
-                        return Err(self.bad_entity(at, &format!("undefined entity &{name};")));
-                    };
-                    match code.and_then(char::from_u32).filter(|&c| is_xml_char(c)) {
-                        Some(c) => c,
-                        None => {
-                            return Err(self
-                                .bad_entity(at, &format!("invalid character reference &{name};")))
-                        }
-                    }
-                }
-            };
-            out.push(c);
+            out.push(self.entity(&rest[..semi], at)?);
             rest = &rest[semi + 1..];
         }
         out.push_str(rest);
-        Ok(Cow::Owned(out))
+        Ok(())
+    }
+
+    /// The character of the reference `&name;`.
+    fn entity(&self, name: &str, at: u64) -> Result<char> {
+        Ok(match name {
+            "lt" => '<',
+            "gt" => '>',
+            "amp" => '&',
+            "quot" => '"',
+            "apos" => '\'',
+            _ => {
+                let code = if let Some(hex) =
+                    name.strip_prefix("#x").or_else(|| name.strip_prefix("#X"))
+                {
+                    u32::from_str_radix(hex, 16).ok()
+                } else if let Some(dec) = name.strip_prefix('#') {
+                    dec.parse::<u32>().ok()
+                } else {
+                    return Err(self.bad_entity(at, &format!("undefined entity &{name};")));
+                };
+                match code.and_then(char::from_u32).filter(|&c| is_xml_char(c)) {
+                    Some(c) => c,
+                    None => {
+                        return Err(
+                            self.bad_entity(at, &format!("invalid character reference &{name};"))
+                        )
+                    }
+                }
+            }
+        })
     }
 
     fn bad_entity(&self, at: u64, message: &str) -> Error {
@@ -728,9 +796,16 @@ impl<R: Read> Reader<R> {
     /// The trimmed text of the current element; child elements are skipped.
     fn string(&mut self) -> Result<String> {
         let mut out = String::new();
+        self.text_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Appends the trimmed text of the current element to the empty `out`; child elements
+    /// are skipped.
+    fn text_into(&mut self, out: &mut String) -> Result<()> {
         loop {
             match self.lx.next()? {
-                Event::Text => self.append_text(&mut out)?,
+                Event::Text => self.append_text(out)?,
                 Event::End => break,
                 Event::Start => self.skip()?,
                 Event::Eof => return Err(self.eof()),
@@ -738,7 +813,16 @@ impl<R: Read> Reader<R> {
         }
         let len = out.trim_end_matches(is_xml_ws_char).len();
         out.truncate(len);
-        Ok(out)
+        Ok(())
+    }
+
+    /// The trimmed text of the current element in the reader's scratch string, for values
+    /// that are parsed rather than kept. Put it back with `self.scratch = s` when done.
+    fn scratch_text(&mut self) -> Result<String> {
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        self.text_into(&mut s)?;
+        Ok(s)
     }
 
     /// Reads a string into `slot`; a repeated element goes to `extra` instead.
@@ -758,19 +842,21 @@ impl<R: Read> Reader<R> {
 
     fn decimal(&mut self, tag: Tag) -> Result<Option<rust_decimal::Decimal>> {
         let mark = self.lx.mark_offset();
-        let mut s = self.string()?;
-        if let Some(sep) = self.decimal_separator {
-            if s.contains(sep) {
-                s = s.replace(sep, ".");
-            }
-        }
-        parse_decimal(&s).map_err(|m| self.value_error(mark, tag, &m))
+        let s = self.scratch_text()?;
+        let parsed = match self.decimal_separator {
+            Some(sep) if s.contains(sep) => parse_decimal(&s.replace(sep, ".")),
+            _ => parse_decimal(&s),
+        };
+        self.scratch = s;
+        parsed.map_err(|m| self.value_error(mark, tag, &m))
     }
 
     fn boolean(&mut self, tag: Tag) -> Result<Option<bool>> {
         let mark = self.lx.mark_offset();
-        let s = self.string()?;
-        parse_bool(&s).map_err(|m| self.value_error(mark, tag, &m))
+        let s = self.scratch_text()?;
+        let parsed = parse_bool(&s);
+        self.scratch = s;
+        parsed.map_err(|m| self.value_error(mark, tag, &m))
     }
 
     fn value_error(&self, offset: u64, tag: Tag, message: &str) -> Error {
@@ -1200,8 +1286,7 @@ impl<R: Read> Reader<R> {
     /// (`Единица/Код`), or plain text (the short name).
     fn unit(&mut self) -> Result<Unit> {
         let mut u = Unit::default();
-        let attrs: Vec<Attr> = self.lx.attrs().to_vec();
-        for a in &attrs {
+        for a in self.lx.attrs() {
             let tag = self.tags.get(self.lx.bytes(a.local..a.qname.end));
             let slot = match tag {
                 Tag::UnitCode => &mut u.code,
@@ -1209,7 +1294,13 @@ impl<R: Read> Reader<R> {
                 Tag::UnitInternational => &mut u.international,
                 _ => continue,
             };
-            *slot = Some(self.attr_value(a)?.trim_matches(is_xml_ws_char).to_owned());
+            let value = self.attr_value(a)?;
+            let trimmed = value.trim_matches(is_xml_ws_char);
+            *slot = Some(if trimmed.len() == value.len() {
+                value
+            } else {
+                trimmed.to_owned()
+            });
         }
         let mut text = String::new();
         let mut has_children = false;
@@ -1286,4 +1377,115 @@ fn is_xml_ws_char(c: char) -> bool {
 
 fn is_xml_char(c: char) -> bool {
     matches!(c, '\t' | '\n' | '\r') || c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}'
+}
+
+/// How text values are decoded from the lexed bytes.
+enum Values {
+    /// The lexed bytes are UTF-8 (UTF-8 input, or UTF-16 transcoded on the fly).
+    Utf8,
+    /// A single-byte, ASCII-compatible code page (windows-1251, …).
+    SingleByte(Box<SingleByteTable>),
+}
+
+impl Values {
+    fn new(codec: &'static Encoding) -> Self {
+        if codec == UTF_8 {
+            Self::Utf8
+        } else {
+            Self::SingleByte(Box::new(SingleByteTable::new(codec)))
+        }
+    }
+}
+
+/// The upper half of a single-byte code page, taken from `encoding_rs` once per reader.
+struct SingleByteTable {
+    /// The character of byte `0x80 + i`; `None` where the code page defines none.
+    chars: [Option<char>; 128],
+    /// UTF-8 length of that character minus one.
+    extra: [u8; 128],
+}
+
+impl SingleByteTable {
+    fn new(encoding: &'static Encoding) -> Self {
+        let mut chars = [None; 128];
+        let mut extra = [0; 128];
+        for (i, (c, e)) in chars.iter_mut().zip(&mut extra).enumerate() {
+            let byte = [0x80 | (i as u8)];
+            let Some(s) = encoding.decode_without_bom_handling_and_without_replacement(&byte)
+            else {
+                continue;
+            };
+            let mut it = s.chars();
+            if let (Some(ch), None) = (it.next(), it.next()) {
+                *c = Some(ch);
+                *e = (ch.len_utf8() - 1) as u8;
+            }
+        }
+        Self { chars, extra }
+    }
+
+    /// Appends `raw` decoded; every byte has been checked to be defined.
+    fn push(&self, raw: &[u8], out: &mut String) {
+        for &b in raw {
+            if b < 0x80 {
+                out.push(char::from(b));
+            } else {
+                out.push(self.chars[usize::from(b & 0x7f)].unwrap_or(char::REPLACEMENT_CHARACTER));
+            }
+        }
+    }
+}
+
+/// Whether `bytes` hold a `&` or a CR, eight bytes at a time (values are short, and a call
+/// into `memchr2` costs more than scanning them).
+fn has_amp_or_cr(bytes: &[u8]) -> bool {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(LOW) & !v & HIGH != 0;
+    let mut blocks = bytes.chunks_exact(8);
+    for block in &mut blocks {
+        // A failed conversion (impossible for 8-byte chunks) counts as a hit.
+        let w = u64::from_le_bytes(block.try_into().unwrap_or([b'&'; 8]));
+        if has_zero(w ^ (LOW * u64::from(b'&'))) || has_zero(w ^ (LOW * u64::from(b'\r'))) {
+            return true;
+        }
+    }
+    blocks.remainder().iter().any(|&b| b == b'&' || b == b'\r')
+}
+
+/// Length of the ASCII prefix of `bytes`, eight bytes at a time.
+fn ascii_len(bytes: &[u8]) -> usize {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut blocks = bytes.chunks_exact(8);
+    let mut n = 0;
+    for block in &mut blocks {
+        // A failed conversion (impossible for 8-byte chunks) counts as non-ASCII.
+        let w = u64::from_le_bytes(block.try_into().unwrap_or([0x80; 8])) & HIGH;
+        if w != 0 {
+            return n + (w.trailing_zeros() / 8) as usize;
+        }
+        n += 8;
+    }
+    n + blocks
+        .remainder()
+        .iter()
+        .take_while(|b| b.is_ascii())
+        .count()
+}
+
+/// Appends ASCII bytes.
+fn push_ascii(out: &mut String, ascii: &[u8]) {
+    if let Ok(s) = std::str::from_utf8(ascii) {
+        out.push_str(s);
+    }
+}
+
+/// Makes room for `n` more bytes: exactly when `out` is empty (a value is usually one text
+/// run, so its string is allocated once at its final size), amortized otherwise.
+fn reserve_for(out: &mut String, n: usize) {
+    if out.is_empty() {
+        out.reserve_exact(n);
+    } else {
+        out.reserve(n);
+    }
 }

@@ -471,11 +471,32 @@ fn small_reads_give_the_same_items_as_one_slice() {
     ] {
         let bytes = fixture(name);
         let (root, items) = read_all(&bytes[..]).expect("slice");
-        for step in [1, 2, 3, 7, 4096] {
+        for step in [1, 2, 3, 7, 61, 509, 4096] {
             let (r, i) = read_all(Trickle { data: &bytes, step })
                 .unwrap_or_else(|e| panic!("{name} step {step}: {e}"));
             assert_eq!(r, root, "{name} step {step}");
             assert_eq!(i, items, "{name} step {step}");
+        }
+    }
+}
+
+#[path = "../benches/support/orders.rs"]
+mod gen;
+
+/// Generated order files of a few hundred KB in both encodings, read in chunks of odd sizes so
+/// that tokens start before and end after the reader's buffer boundaries, give the same items
+/// as one slice.
+#[test]
+fn chunked_reads_of_a_large_file_give_the_same_items_as_one_slice() {
+    for enc in [gen::Enc::Utf8, gen::Enc::Windows1251] {
+        let (bytes, docs) = gen::orders(300 << 10, enc);
+        let (root, items) = read_all(&bytes[..]).expect("slice");
+        assert_eq!(items.len() as u64, docs);
+        for step in [61, 1000, 4093, 65_521] {
+            let (r, i) = read_all(Trickle { data: &bytes, step })
+                .unwrap_or_else(|e| panic!("{} step {step}: {e}", enc.name()));
+            assert_eq!(r, root, "{} step {step}", enc.name());
+            assert_eq!(i, items, "{} step {step}", enc.name());
         }
     }
 }

@@ -124,6 +124,31 @@ static BAD_NAME_BYTE: [bool; 256] = {
     t
 };
 
+/// `NAME_CLASS` bit: the byte ends a name in the fast path of a start tag (whitespace, `>`,
+/// `/`, quotes).
+const NAME_STOP: u8 = 1;
+/// `NAME_CLASS` bit: the byte cannot occur in a name (as [`BAD_NAME_BYTE`]).
+const NAME_BAD: u8 = 2;
+
+/// Per byte: [`NAME_STOP`] and [`NAME_BAD`] bits.
+static NAME_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        if BAD_NAME_BYTE[i] {
+            t[i] |= NAME_BAD;
+        }
+        i += 1;
+    }
+    let stop = b" \t\n\r>/\"'";
+    let mut k = 0;
+    while k < stop.len() {
+        t[stop[k] as usize] |= NAME_STOP;
+        k += 1;
+    }
+    t
+};
+
 /// Start of the local name in `name[from..]` (after the last `:`).
 fn local_start(name: &[u8], from: usize) -> usize {
     match name.iter().rposition(|&b| b == b':') {
@@ -647,24 +672,55 @@ impl<R: Read> Lexer<R> {
 
     fn start_tag(&mut self) -> Result<Event, Error> {
         let start = self.here();
-        let gt = self.scan_tag(start)?;
-        let p = self.pos;
-        let self_closing = gt >= 2 && self.buf[p + gt - 1] == b'/';
-        let content_end = if self_closing { p + gt - 1 } else { p + gt };
+        let mut p = self.pos;
+        // Fast path for the common `<name>` and `<name/>`: scan the name up to the first byte
+        // that can end it; when that is `>` or `/>` (inside the buffer), the tag is complete
+        // and has no attributes, so `scan_tag` would find the same `>`.
         let mut i = p + 1;
         let mut colon = None;
-        let mut bad = false;
-        while i < content_end {
-            let b = self.buf[i];
-            if is_ws(b) {
+        let mut class = 0u8;
+        while let Some(&b) = self.buf[..self.end].get(i) {
+            let c = NAME_CLASS[usize::from(b)];
+            if c & NAME_STOP != 0 {
                 break;
             }
-            bad |= BAD_NAME_BYTE[usize::from(b)];
             if b == b':' {
                 colon = Some(i);
             }
+            class |= c;
             i += 1;
         }
+        let fast = match self.buf[i.min(self.end)..self.end] {
+            [b'>', ..] => Some((i - p, false)),
+            [b'/', b'>', ..] => Some((i + 1 - p, true)),
+            _ => None,
+        };
+        let mut bad = class & NAME_BAD != 0;
+        let (gt, self_closing, content_end) = match fast {
+            Some((gt, self_closing)) => (gt, self_closing, i),
+            None => {
+                let gt = self.scan_tag(start)?;
+                // Reading more input may have moved the buffer.
+                p = self.pos;
+                let self_closing = gt >= 2 && self.buf[p + gt - 1] == b'/';
+                let content_end = if self_closing { p + gt - 1 } else { p + gt };
+                i = p + 1;
+                colon = None;
+                bad = false;
+                while i < content_end {
+                    let b = self.buf[i];
+                    if is_ws(b) {
+                        break;
+                    }
+                    bad |= BAD_NAME_BYTE[usize::from(b)];
+                    if b == b':' {
+                        colon = Some(i);
+                    }
+                    i += 1;
+                }
+                (gt, self_closing, content_end)
+            }
+        };
         let qname = p + 1..i;
         if bad || i == p + 1 || i - p - 1 > self.limits.max_name_len || colon == Some(p + 1) {
             self.check_name(qname.clone(), start, "element")?;
@@ -763,6 +819,23 @@ impl<R: Read> Lexer<R> {
     }
 
     fn end_tag(&mut self) -> Result<Event, Error> {
+        // Fast path: `</name>` with exactly the name of the open element, inside the buffer.
+        if let Some(&top_end) = self.stack_ends.last() {
+            let top_start = self
+                .stack_ends
+                .len()
+                .checked_sub(2)
+                .map_or(0, |k| self.stack_ends[k]);
+            let n = top_end - top_start;
+            let p = self.pos;
+            if let Some(tag) = self.buf[..self.end].get(p + 2..p + 3 + n) {
+                if tag[n] == b'>' && same_bytes(&tag[..n], &self.stack[top_start..top_end]) {
+                    self.pop();
+                    self.pos = p + 3 + n;
+                    return Ok(Event::End);
+                }
+            }
+        }
         let start = self.here();
         let max = self.limits.max_name_len + WHITESPACE_SLACK;
         let gt = match memchr(b'>', &self.buf[self.pos + 2..self.end]) {
@@ -812,4 +885,25 @@ fn count_newlines(s: &[u8]) -> u64 {
         n += u64::from(acc);
     }
     n + rest.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Byte equality for short slices without a call into `memcmp`.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut ca = a.chunks_exact(8);
+    let mut cb = b.chunks_exact(8);
+    for (x, y) in (&mut ca).zip(&mut cb) {
+        if <[u8; 8]>::try_from(x).ok().map(u64::from_ne_bytes)
+            != <[u8; 8]>::try_from(y).ok().map(u64::from_ne_bytes)
+        {
+            return false;
+        }
+    }
+    ca.remainder()
+        .iter()
+        .zip(cb.remainder())
+        .all(|(x, y)| x == y)
 }
