@@ -237,15 +237,26 @@ const TAG_SLOTS: usize = 512;
 
 fn tag_hash(name: &[u8]) -> usize {
     let n = name.len();
-    let mut head = [0u8; 4];
-    let mut tail = [0u8; 4];
-    let k = n.min(4);
-    head[..k].copy_from_slice(&name[..k]);
-    tail[..k].copy_from_slice(&name[n - k..]);
-    let h = u64::from(u32::from_le_bytes(head)).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ u64::from(u32::from_le_bytes(tail)).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+    let (head, tail) = match (name.get(..4), n.checked_sub(4).and_then(|k| name.get(k..))) {
+        (Some(h), Some(t)) => (u32_le(h), u32_le(t)),
+        _ => {
+            // Shorter than four bytes: the bytes, zero-padded, as both halves.
+            let v = name
+                .iter()
+                .rev()
+                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+            (v, v)
+        }
+    };
+    let h = u64::from(head).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(tail).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
         ^ (n as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
     (h >> 40) as usize & (TAG_SLOTS - 1)
+}
+
+/// Four bytes as a little-endian `u32` (0 if `b` is not four bytes long).
+fn u32_le(b: &[u8]) -> u32 {
+    <[u8; 4]>::try_from(b).map_or(0, u32::from_le_bytes)
 }
 
 impl TagTable {
@@ -304,6 +315,8 @@ pub struct Reader<R> {
     values: Values,
     /// Reused for values parsed rather than kept (decimals, booleans).
     scratch: String,
+    /// Recently decoded values (single-byte code pages).
+    cache: ValueCache,
     /// The encoding of the input.
     encoding: &'static Encoding,
     declared: Option<String>,
@@ -347,6 +360,7 @@ impl<R: Read> Reader<R> {
             codec,
             values: Values::new(codec),
             scratch: String::new(),
+            cache: ValueCache::default(),
             encoding: detected.encoding,
             declared: detected.declared,
             has_bom: detected.bom_len > 0,
@@ -564,14 +578,21 @@ impl<R: Read> Reader<R> {
             self.unescape_into(&s, at, &mut out)?;
         } else {
             let refs = memchr::memchr(b'&', raw).is_some();
-            self.push_value(raw, at, at, refs, &mut out)?;
+            self.push_value(raw, at, at, refs, &mut out, None)?;
         }
         Ok(out)
     }
 
     /// Decodes the current text token and appends it to `out`, trimming leading whitespace
     /// while `out` is empty.
-    fn append_text(&self, out: &mut String) -> Result<()> {
+    fn append_text(&mut self, out: &mut String) -> Result<()> {
+        let mut cache = std::mem::take(&mut self.cache);
+        let result = self.append_text_with(out, &mut cache);
+        self.cache = cache;
+        result
+    }
+
+    fn append_text_with(&self, out: &mut String, cache: &mut ValueCache) -> Result<()> {
         let (raw, cdata) = self.lx.text();
         let text_at = self.lx.text_offset();
         let was_empty = out.is_empty();
@@ -595,7 +616,7 @@ impl<R: Read> Reader<R> {
             let s = s.replace("\r\n", "\n").replace('\r', "\n");
             self.unescape_into(&s, text_at, out)?;
         } else {
-            self.push_value(raw, at, text_at, special, out)?;
+            self.push_value(raw, at, text_at, special, out, Some(cache))?;
         }
         if was_empty && out.starts_with(is_xml_ws_char) {
             let lead = out.len() - out.trim_start_matches(is_xml_ws_char).len();
@@ -606,8 +627,9 @@ impl<R: Read> Reader<R> {
 
     /// Appends the raw value `raw` (starting at absolute offset `at`) to `out`, decoded and,
     /// when `refs` (`raw` holds a `&` to replace), with references replaced (errors in
-    /// references are reported at `entity_at`). The decoded length is computed first so that `out` grows at most once;
-    /// pure ASCII (most numbers, dates, ids) is copied without decoding.
+    /// references are reported at `entity_at`). The decoded length is computed first so that
+    /// `out` grows at most once; pure ASCII (most numbers, dates, ids) is copied without
+    /// decoding; whole short values in a single-byte code page go through `cache`.
     fn push_value(
         &self,
         raw: &[u8],
@@ -615,6 +637,7 @@ impl<R: Read> Reader<R> {
         entity_at: u64,
         refs: bool,
         out: &mut String,
+        cache: Option<&mut ValueCache>,
     ) -> Result<()> {
         let table = match &self.values {
             Values::SingleByte(table) => table,
@@ -627,14 +650,45 @@ impl<R: Read> Reader<R> {
             }
         };
         let ascii = ascii_len(raw);
-        let (head, tail) = raw.split_at(ascii);
-        if tail.is_empty() {
+        if ascii == raw.len() {
             return match std::str::from_utf8(raw) {
                 Ok(s) => self.push_str_value(s, entity_at, refs, out),
                 // Unreachable: ASCII is UTF-8.
                 Err(_) => Ok(()),
             };
         }
+        let Some(cache) = cache.filter(|_| out.is_empty() && raw.len() <= VALUE_CACHE_MAX_LEN)
+        else {
+            return self.push_single_byte(table, raw, ascii, at, entity_at, refs, out);
+        };
+        let slot = cache.slot(raw);
+        if slot.0 == raw {
+            reserve_for(out, slot.1.len());
+            out.push_str(&slot.1);
+            return Ok(());
+        }
+        self.push_single_byte(table, raw, ascii, at, entity_at, refs, out)?;
+        slot.0.clear();
+        slot.0.extend_from_slice(raw);
+        slot.1.clear();
+        slot.1.push_str(out);
+        Ok(())
+    }
+
+    /// [`Reader::push_value`] for a single-byte code page and a value with non-ASCII bytes
+    /// from `ascii` on.
+    #[allow(clippy::too_many_arguments)]
+    fn push_single_byte(
+        &self,
+        table: &SingleByteTable,
+        raw: &[u8],
+        ascii: usize,
+        at: u64,
+        entity_at: u64,
+        refs: bool,
+        out: &mut String,
+    ) -> Result<()> {
+        let (head, tail) = raw.split_at(ascii);
         // One pass to find bytes the code page does not define (reported before anything
         // else, as a whole-value decode would) and the decoded length.
         let mut len = raw.len();
@@ -766,7 +820,7 @@ impl<R: Read> Reader<R> {
 
     /// Text the model has no place for (between child elements) is not kept, but it must
     /// still be valid in the encoding and hold only defined entities.
-    fn check_ignored_text(&self) -> Result<()> {
+    fn check_ignored_text(&mut self) -> Result<()> {
         let (raw, _) = self.lx.text();
         if raw.iter().all(|&b| is_xml_ws(b)) {
             return Ok(());
@@ -1430,7 +1484,8 @@ impl SingleByteTable {
             if b < 0x80 {
                 out.push(char::from(b));
             } else {
-                out.push(self.chars[usize::from(b & 0x7f)].unwrap_or(char::REPLACEMENT_CHARACTER));
+                let c = self.chars[usize::from(b & 0x7f)];
+                out.push(c.unwrap_or(char::REPLACEMENT_CHARACTER));
             }
         }
     }
@@ -1487,5 +1542,45 @@ fn reserve_for(out: &mut String, n: usize) {
         out.reserve_exact(n);
     } else {
         out.reserve(n);
+    }
+}
+
+/// Values up to this many bytes go through the [`ValueCache`].
+const VALUE_CACHE_MAX_LEN: usize = 64;
+
+/// Slots of the [`ValueCache`] (a power of two).
+const VALUE_CACHE_SLOTS: usize = 256;
+
+/// The last decoded value per hash slot, for single-byte code pages: order files repeat the
+/// same short non-ASCII values in every order (requisite names, units, roles, operations,
+/// statuses), and a lookup is much cheaper than decoding them to UTF-8 again. Direct mapped,
+/// a fixed number of slots of at most [`VALUE_CACHE_MAX_LEN`] bytes each, so its memory does
+/// not depend on the input.
+#[derive(Default)]
+struct ValueCache {
+    /// Raw bytes and the value they gave (decoded, references replaced).
+    slots: Vec<(Vec<u8>, String)>,
+}
+
+impl ValueCache {
+    fn slot(&mut self, raw: &[u8]) -> &mut (Vec<u8>, String) {
+        const K: u64 = 0x517C_C1B7_2722_0A95;
+        if self.slots.is_empty() {
+            self.slots.resize_with(VALUE_CACHE_SLOTS, Default::default);
+        }
+        let mut h = raw.len() as u64;
+        let mut blocks = raw.chunks_exact(8);
+        for block in &mut blocks {
+            let w = u64::from_le_bytes(block.try_into().unwrap_or([0; 8]));
+            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let last = blocks
+            .remainder()
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        h = (h.rotate_left(5) ^ last).wrapping_mul(K);
+        let i = (h >> 32) as usize & (VALUE_CACHE_SLOTS - 1);
+        &mut self.slots[i]
     }
 }

@@ -679,7 +679,24 @@ impl<R: Read> Lexer<R> {
         let mut i = p + 1;
         let mut colon = None;
         let mut class = 0u8;
-        while let Some(&b) = self.buf[..self.end].get(i) {
+        let hay = &self.buf[..self.end];
+        while let Some(&b) = hay.get(i) {
+            if b >= 0x80 {
+                // Non-ASCII bytes never end a name or make it invalid; skip them eight at a
+                // time (Cyrillic names are all such bytes in windows-1251 and UTF-8).
+                i += 1;
+                while let Some(w) = hay.get(i..i + 8) {
+                    // A failed conversion (impossible) reads as ASCII: the byte loop decides.
+                    let ascii =
+                        !u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) & 0x8080_8080_8080_8080;
+                    if ascii != 0 {
+                        i += (ascii.trailing_zeros() / 8) as usize;
+                        break;
+                    }
+                    i += 8;
+                }
+                continue;
+            }
             let c = NAME_CLASS[usize::from(b)];
             if c & NAME_STOP != 0 {
                 break;
