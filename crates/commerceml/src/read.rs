@@ -577,8 +577,9 @@ impl<R: Read> Reader<R> {
             let s = s.replace("\r\n", " ").replace(['\t', '\n', '\r'], " ");
             self.unescape_into(&s, at, &mut out)?;
         } else {
-            let refs = memchr::memchr(b'&', raw).is_some();
-            self.push_value(raw, at, at, refs, &mut out, None)?;
+            let class = value_class(raw);
+            let (refs, ascii) = (class & CLASS_AMP != 0, class & CLASS_HIGH == 0);
+            self.push_value(raw, ascii, at, at, refs, &mut out, None)?;
         }
         Ok(out)
     }
@@ -608,15 +609,17 @@ impl<R: Read> Reader<R> {
                 return Ok(());
             }
         }
-        let special = !cdata && has_amp_or_cr(raw);
-        if special && memchr::memchr(b'\r', raw).is_some() {
+        let class = value_class(raw);
+        if !cdata && class & CLASS_CR != 0 {
             // Line-end normalization (rare in values): CR LF and lone CR become LF before
             // references are replaced.
             let s = self.decode(raw, at)?;
             let s = s.replace("\r\n", "\n").replace('\r', "\n");
             self.unescape_into(&s, text_at, out)?;
         } else {
-            self.push_value(raw, at, text_at, special, out, Some(cache))?;
+            let refs = !cdata && class & CLASS_AMP != 0;
+            let ascii = class & CLASS_HIGH == 0;
+            self.push_value(raw, ascii, at, text_at, refs, out, Some(cache))?;
         }
         if was_empty && out.starts_with(is_xml_ws_char) {
             let lead = out.len() - out.trim_start_matches(is_xml_ws_char).len();
@@ -630,9 +633,11 @@ impl<R: Read> Reader<R> {
     /// references are reported at `entity_at`). The decoded length is computed first so that
     /// `out` grows at most once; pure ASCII (most numbers, dates, ids) is copied without
     /// decoding; whole short values in a single-byte code page go through `cache`.
+    #[allow(clippy::too_many_arguments)]
     fn push_value(
         &self,
         raw: &[u8],
+        is_ascii: bool,
         at: u64,
         entity_at: u64,
         refs: bool,
@@ -649,14 +654,14 @@ impl<R: Read> Reader<R> {
                 return self.push_str_value(s, entity_at, refs, out);
             }
         };
-        let ascii = ascii_len(raw);
-        if ascii == raw.len() {
+        if is_ascii {
             return match std::str::from_utf8(raw) {
                 Ok(s) => self.push_str_value(s, entity_at, refs, out),
                 // Unreachable: ASCII is UTF-8.
                 Err(_) => Ok(()),
             };
         }
+        let ascii = ascii_len(raw);
         let Some(cache) = cache.filter(|_| out.is_empty() && raw.len() <= VALUE_CACHE_MAX_LEN)
         else {
             return self.push_single_byte(table, raw, ascii, at, entity_at, refs, out);
@@ -1491,21 +1496,30 @@ impl SingleByteTable {
     }
 }
 
-/// Whether `bytes` hold a `&` or a CR, eight bytes at a time (values are short, and a call
-/// into `memchr2` costs more than scanning them).
-fn has_amp_or_cr(bytes: &[u8]) -> bool {
-    const LOW: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(LOW) & !v & HIGH != 0;
-    let mut blocks = bytes.chunks_exact(8);
-    for block in &mut blocks {
-        // A failed conversion (impossible for 8-byte chunks) counts as a hit.
-        let w = u64::from_le_bytes(block.try_into().unwrap_or([b'&'; 8]));
-        if has_zero(w ^ (LOW * u64::from(b'&'))) || has_zero(w ^ (LOW * u64::from(b'\r'))) {
-            return true;
-        }
+/// [`value_class`] bit: a `&`.
+const CLASS_AMP: u8 = 1;
+/// [`value_class`] bit: a CR.
+const CLASS_CR: u8 = 2;
+/// [`value_class`] bit: a byte from 0x80.
+const CLASS_HIGH: u8 = 4;
+
+static VALUE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0x80;
+    while i < 256 {
+        t[i] = CLASS_HIGH;
+        i += 1;
     }
-    blocks.remainder().iter().any(|&b| b == b'&' || b == b'\r')
+    t[b'&' as usize] = CLASS_AMP;
+    t[b'\r' as usize] = CLASS_CR;
+    t
+};
+
+/// What a raw value holds, as `CLASS_*` bits, in one pass (values are short, and calls into
+/// `memchr` cost more than scanning them).
+fn value_class(raw: &[u8]) -> u8 {
+    raw.iter()
+        .fold(0, |acc, &b| acc | VALUE_CLASS[usize::from(b)])
 }
 
 /// Length of the ASCII prefix of `bytes`, eight bytes at a time.

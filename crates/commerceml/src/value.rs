@@ -90,6 +90,9 @@ pub fn parse_decimal(raw: &str) -> Result<Option<Decimal>, String> {
     if trimmed.is_empty() {
         return Ok(None);
     }
+    if let Some(d) = parse_plain_decimal(trimmed.as_bytes()) {
+        return Ok(Some(d));
+    }
     let simple = trimmed
         .bytes()
         .all(|b| b.is_ascii_digit() || b == b'.' || b == b'-');
@@ -106,6 +109,45 @@ pub fn parse_decimal(raw: &str) -> Result<Option<Decimal>, String> {
     parsed
         .map(Some)
         .map_err(|_| format!("not a number: {trimmed:?}"))
+}
+
+/// The common form `[-]digits[.digits]` with at most 18 digits, which fits an `i64`
+/// mantissa: the same value and scale as `Decimal::from_str`, without its generality. `None`
+/// for anything else (and for a negative zero, whose sign `from_str` keeps).
+fn parse_plain_decimal(s: &[u8]) -> Option<Decimal> {
+    let (negative, digits) = match s {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 {
+        return None;
+    }
+    let mut mantissa: i64 = 0;
+    let mut count = 0u32;
+    let mut scale = None;
+    for (i, &b) in digits.iter().enumerate() {
+        match b {
+            b'0'..=b'9' => {
+                if count == 18 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + i64::from(b - b'0');
+                count += 1;
+            }
+            b'.' if scale.is_none() && i > 0 && i + 1 < digits.len() => {
+                scale = Some(digits.len() - i - 1);
+            }
+            _ => return None,
+        }
+    }
+    if negative && mantissa == 0 {
+        return None;
+    }
+    let scale = u32::try_from(scale.unwrap_or(0)).ok()?;
+    Some(Decimal::new(
+        if negative { -mantissa } else { mantissa },
+        scale,
+    ))
 }
 
 /// Parses a boolean: `true`/`false`, `Да`/`Нет`, `1`/`0`, case-insensitive. Empty gives `None`.
@@ -204,6 +246,50 @@ mod tests {
         assert_eq!(parse_decimal("").unwrap(), None);
         assert_eq!(parse_decimal("-0.5").unwrap(), Some(d("-0.5")));
         assert!(parse_decimal("abc").is_err());
+    }
+
+    #[test]
+    fn plain_decimals_parse_as_from_str_does() {
+        for s in [
+            "0",
+            "1",
+            "-1",
+            "231.7400",
+            "0.0001",
+            "007.50",
+            "-12.5",
+            "999999999999999999",
+            "-999999999999999999",
+            "1.00000000000000000",
+            "0.00000000000000001",
+            "10",
+            "1234567.89",
+        ] {
+            let fast = parse_plain_decimal(s.as_bytes()).unwrap_or_else(|| panic!("{s}"));
+            let std = Decimal::from_str(s).unwrap();
+            assert_eq!(fast, std, "{s}");
+            assert_eq!(fast.scale(), std.scale(), "{s}");
+            assert_eq!(fast.to_string(), std.to_string(), "{s}");
+        }
+        for s in [
+            "",
+            "-",
+            ".",
+            "1.",
+            ".5",
+            "-.5",
+            "1.2.3",
+            "--1",
+            "1-2",
+            "-0",
+            "-0.00",
+            "+1",
+            "1e5",
+            "9999999999999999999",
+            "1 000",
+        ] {
+            assert!(parse_plain_decimal(s.as_bytes()).is_none(), "{s}");
+        }
     }
 
     #[test]

@@ -485,7 +485,28 @@ impl<R: Read> Lexer<R> {
 
     /// Length of the text run at `pos` (up to the next `<` or the end of the input).
     fn scan_text(&mut self, start: u64) -> Result<usize, Error> {
+        // Most text runs are short values or indentation: look at the first 32 bytes eight at
+        // a time before calling `memchr`, whose setup costs more than that.
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
         let mut i = 0;
+        while i < 32 {
+            let Some(w) = self.buf[..self.end].get(self.pos + i..self.pos + i + 8) else {
+                break;
+            };
+            // A failed conversion (impossible for 8 bytes) finds nothing; `memchr` below
+            // then looks from here on.
+            let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) ^ (LOW * u64::from(b'<'));
+            let found = x.wrapping_sub(LOW) & !x & HIGH;
+            if found != 0 {
+                let len = i + (found.trailing_zeros() / 8) as usize;
+                if len > self.limits.max_text_len {
+                    return Err(self.limit(start, "text length", self.limits.max_text_len));
+                }
+                return Ok(len);
+            }
+            i += 8;
+        }
         loop {
             if let Some(k) = memchr(b'<', &self.buf[self.pos + i..self.end]) {
                 let len = i + k;
