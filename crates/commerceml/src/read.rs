@@ -315,7 +315,7 @@ pub struct Reader<R> {
     values: Values,
     /// Reused for values parsed rather than kept (decimals, booleans).
     scratch: String,
-    /// Recently decoded values (single-byte code pages).
+    /// Recently decoded non-ASCII values.
     cache: ValueCache,
     /// The encoding of the input.
     encoding: &'static Encoding,
@@ -632,7 +632,7 @@ impl<R: Read> Reader<R> {
     /// when `refs` (`raw` holds a `&` to replace), with references replaced (errors in
     /// references are reported at `entity_at`). The decoded length is computed first so that
     /// `out` grows at most once; pure ASCII (most numbers, dates, ids) is copied without
-    /// decoding; whole short values in a single-byte code page go through `cache`.
+    /// decoding; other whole short values go through `cache`.
     #[allow(clippy::too_many_arguments)]
     fn push_value(
         &self,
@@ -644,16 +644,6 @@ impl<R: Read> Reader<R> {
         out: &mut String,
         cache: Option<&mut ValueCache>,
     ) -> Result<()> {
-        let table = match &self.values {
-            Values::SingleByte(table) => table,
-            Values::Utf8 => {
-                let s = std::str::from_utf8(raw).map_err(|e| Error::Encoding {
-                    position: self.lx.position_at(at + e.valid_up_to() as u64),
-                    encoding: self.encoding.name(),
-                })?;
-                return self.push_str_value(s, entity_at, refs, out);
-            }
-        };
         if is_ascii {
             return match std::str::from_utf8(raw) {
                 Ok(s) => self.push_str_value(s, entity_at, refs, out),
@@ -661,10 +651,9 @@ impl<R: Read> Reader<R> {
                 Err(_) => Ok(()),
             };
         }
-        let ascii = ascii_len(raw);
         let Some(cache) = cache.filter(|_| out.is_empty() && raw.len() <= VALUE_CACHE_MAX_LEN)
         else {
-            return self.push_single_byte(table, raw, ascii, at, entity_at, refs, out);
+            return self.push_decoded(raw, at, entity_at, refs, out);
         };
         let slot = cache.slot(raw);
         if slot.0 == raw {
@@ -672,12 +661,35 @@ impl<R: Read> Reader<R> {
             out.push_str(&slot.1);
             return Ok(());
         }
-        self.push_single_byte(table, raw, ascii, at, entity_at, refs, out)?;
+        self.push_decoded(raw, at, entity_at, refs, out)?;
         slot.0.clear();
         slot.0.extend_from_slice(raw);
         slot.1.clear();
         slot.1.push_str(out);
         Ok(())
+    }
+
+    /// [`Reader::push_value`] without the cache, for a value with non-ASCII bytes.
+    fn push_decoded(
+        &self,
+        raw: &[u8],
+        at: u64,
+        entity_at: u64,
+        refs: bool,
+        out: &mut String,
+    ) -> Result<()> {
+        match &self.values {
+            Values::SingleByte(table) => {
+                self.push_single_byte(table, raw, ascii_len(raw), at, entity_at, refs, out)
+            }
+            Values::Utf8 => {
+                let s = std::str::from_utf8(raw).map_err(|e| Error::Encoding {
+                    position: self.lx.position_at(at + e.valid_up_to() as u64),
+                    encoding: self.encoding.name(),
+                })?;
+                self.push_str_value(s, entity_at, refs, out)
+            }
+        }
     }
 
     /// [`Reader::push_value`] for a single-byte code page and a value with non-ASCII bytes
@@ -862,6 +874,9 @@ impl<R: Read> Reader<R> {
     /// Appends the trimmed text of the current element to the empty `out`; child elements
     /// are skipped.
     fn text_into(&mut self, out: &mut String) -> Result<()> {
+        if self.lx.text_then_end() {
+            self.append_text(out)?;
+        }
         loop {
             match self.lx.next()? {
                 Event::Text => self.append_text(out)?,
@@ -1363,6 +1378,9 @@ impl<R: Read> Reader<R> {
         }
         let mut text = String::new();
         let mut has_children = false;
+        if self.lx.text_then_end() {
+            self.append_text(&mut text)?;
+        }
         loop {
             match self.lx.next()? {
                 Event::Text => self.append_text(&mut text)?,
@@ -1565,9 +1583,9 @@ const VALUE_CACHE_MAX_LEN: usize = 64;
 /// Slots of the [`ValueCache`] (a power of two).
 const VALUE_CACHE_SLOTS: usize = 256;
 
-/// The last decoded value per hash slot, for single-byte code pages: order files repeat the
-/// same short non-ASCII values in every order (requisite names, units, roles, operations,
-/// statuses), and a lookup is much cheaper than decoding them to UTF-8 again. Direct mapped,
+/// The last decoded value per hash slot: order files repeat the same short non-ASCII values
+/// in every order (requisite names, units, roles, operations, statuses), and a lookup is much
+/// cheaper than decoding (windows-1251) or validating (UTF-8) them again. Direct mapped,
 /// a fixed number of slots of at most [`VALUE_CACHE_MAX_LEN`] bytes each, so its memory does
 /// not depend on the input.
 #[derive(Default)]

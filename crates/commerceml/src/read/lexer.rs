@@ -483,30 +483,57 @@ impl<R: Read> Lexer<R> {
         self.stack.truncate(len);
     }
 
+    /// When the bytes at the read position are a text run (maybe empty) and the end tag of
+    /// the innermost open element, all in the buffer, makes that run the current text as a
+    /// `Text` event would and queues the `End` as for a self-closing tag: the next call of
+    /// [`Lexer::next`] returns it without scanning again. Returns whether it did; if not,
+    /// nothing changed. (The common `<name>value</name>` then costs one scan instead of two
+    /// events.)
+    pub(crate) fn text_then_end(&mut self) -> bool {
+        if self.pending_end {
+            return false;
+        }
+        let Some(&top_end) = self.stack_ends.last() else {
+            return false;
+        };
+        let top_start = self
+            .stack_ends
+            .len()
+            .checked_sub(2)
+            .map_or(0, |k| self.stack_ends[k]);
+        let n = top_end - top_start;
+        let hay = &self.buf[self.pos..self.end];
+        let Some(lt) = find_lt_near(hay) else {
+            return false;
+        };
+        if lt > self.limits.max_text_len {
+            return false;
+        }
+        let Some(tag) = hay.get(lt + 1..lt + 3 + n) else {
+            return false;
+        };
+        if tag[0] != b'/'
+            || tag[n + 1] != b'>'
+            || !same_bytes(&tag[1..=n], &self.stack[top_start..top_end])
+        {
+            return false;
+        }
+        self.text = self.pos..self.pos + lt;
+        self.cdata = false;
+        self.pos += lt + 3 + n;
+        self.pending_end = true;
+        true
+    }
+
     /// Length of the text run at `pos` (up to the next `<` or the end of the input).
     fn scan_text(&mut self, start: u64) -> Result<usize, Error> {
-        // Most text runs are short values or indentation: look at the first 32 bytes eight at
-        // a time before calling `memchr`, whose setup costs more than that.
-        const LOW: u64 = 0x0101_0101_0101_0101;
-        const HIGH: u64 = 0x8080_8080_8080_8080;
-        let mut i = 0;
-        while i < 32 {
-            let Some(w) = self.buf[..self.end].get(self.pos + i..self.pos + i + 8) else {
-                break;
-            };
-            // A failed conversion (impossible for 8 bytes) finds nothing; `memchr` below
-            // then looks from here on.
-            let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) ^ (LOW * u64::from(b'<'));
-            let found = x.wrapping_sub(LOW) & !x & HIGH;
-            if found != 0 {
-                let len = i + (found.trailing_zeros() / 8) as usize;
-                if len > self.limits.max_text_len {
-                    return Err(self.limit(start, "text length", self.limits.max_text_len));
-                }
-                return Ok(len);
+        if let Some(len) = find_lt_near(&self.buf[self.pos..self.end]) {
+            if len > self.limits.max_text_len {
+                return Err(self.limit(start, "text length", self.limits.max_text_len));
             }
-            i += 8;
+            return Ok(len);
         }
+        let mut i = 0;
         loop {
             if let Some(k) = memchr(b'<', &self.buf[self.pos + i..self.end]) {
                 let len = i + k;
@@ -925,23 +952,64 @@ fn count_newlines(s: &[u8]) -> u64 {
     n + rest.iter().filter(|&&b| b == b'\n').count() as u64
 }
 
-/// Byte equality for short slices without a call into `memcmp`.
+/// Byte equality for short slices (names) without a call into `memcmp`: eight bytes at a
+/// time, the last word overlapping the one before.
 #[inline]
 pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
+    let n = a.len();
+    if n != b.len() {
         return false;
     }
-    let mut ca = a.chunks_exact(8);
-    let mut cb = b.chunks_exact(8);
-    for (x, y) in (&mut ca).zip(&mut cb) {
-        if <[u8; 8]>::try_from(x).ok().map(u64::from_ne_bytes)
-            != <[u8; 8]>::try_from(y).ok().map(u64::from_ne_bytes)
-        {
-            return false;
+    if n >= 8 {
+        let mut i = 0;
+        while i + 8 < n {
+            if word8(a, i) != word8(b, i) {
+                return false;
+            }
+            i += 8;
         }
+        return word8(a, n - 8) == word8(b, n - 8);
     }
-    ca.remainder()
-        .iter()
-        .zip(cb.remainder())
-        .all(|(x, y)| x == y)
+    if n >= 4 {
+        return word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4);
+    }
+    a == b
+}
+
+/// The eight bytes of `s` from `i` (in bounds: `same_bytes` checks).
+#[inline]
+fn word8(s: &[u8], i: usize) -> u64 {
+    s.get(i..i + 8)
+        .and_then(|w| <[u8; 8]>::try_from(w).ok())
+        .map_or(0, u64::from_le_bytes)
+}
+
+/// The four bytes of `s` from `i` (in bounds: `same_bytes` checks).
+#[inline]
+fn word4(s: &[u8], i: usize) -> u32 {
+    s.get(i..i + 4)
+        .and_then(|w| <[u8; 4]>::try_from(w).ok())
+        .map_or(0, u32::from_le_bytes)
+}
+
+/// Index of the first `<` in the first 32 bytes of `hay`, eight bytes at a time: most text
+/// runs are short values or indentation, and a call into `memchr` costs more than that.
+/// `None` if there is none there (there may be one further on).
+fn find_lt_near(hay: &[u8]) -> Option<usize> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut i = 0;
+    while i < 32 {
+        let Some(w) = hay.get(i..i + 8) else {
+            return hay[i..].iter().position(|&b| b == b'<').map(|k| i + k);
+        };
+        // A failed conversion (impossible for 8 bytes) finds nothing here.
+        let x = u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) ^ (LOW * u64::from(b'<'));
+        let found = x.wrapping_sub(LOW) & !x & HIGH;
+        if found != 0 {
+            return Some(i + (found.trailing_zeros() / 8) as usize);
+        }
+        i += 8;
+    }
+    None
 }
