@@ -114,7 +114,7 @@ pub fn parse_decimal(raw: &str) -> Result<Option<Decimal>, String> {
 /// The common form `[-]digits[.digits]` with at most 18 digits, which fits an `i64`
 /// mantissa: the same value and scale as `Decimal::from_str`, without its generality. `None`
 /// for anything else (and for a negative zero, whose sign `from_str` keeps).
-fn parse_plain_decimal(s: &[u8]) -> Option<Decimal> {
+pub(crate) fn parse_plain_decimal(s: &[u8]) -> Option<Decimal> {
     let (negative, digits) = match s {
         [b'-', rest @ ..] => (true, rest),
         _ => (false, s),
