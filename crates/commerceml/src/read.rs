@@ -658,7 +658,7 @@ impl<R: Read> Reader<R> {
             return self.push_decoded(raw, at, entity_at, refs, out);
         };
         let slot = cache.slot(raw);
-        if slot.0 == raw {
+        if same_bytes(&slot.0, raw) {
             reserve_for(out, slot.1.len());
             out.push_str(&slot.1);
             return Ok(());

@@ -298,6 +298,8 @@ impl<R: Read> Lexer<R> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     pub(crate) fn position_at(&self, abs: u64) -> Position {
         let m = self.mark_at(abs);
         Position {
@@ -327,6 +329,8 @@ impl<R: Read> Lexer<R> {
         self.base + self.pos as u64
     }
 
+    #[cold]
+    #[inline(never)]
     fn syntax(&self, abs: u64, message: impl Into<String>) -> Error {
         Error::Syntax {
             position: self.position_at(abs),
@@ -334,6 +338,8 @@ impl<R: Read> Lexer<R> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn limit(&self, abs: u64, what: &'static str, limit: usize) -> Error {
         Error::Limit {
             position: self.position_at(abs),
@@ -342,6 +348,8 @@ impl<R: Read> Lexer<R> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn eof_error(&self) -> Error {
         Error::UnexpectedEof {
             position: self.position_at(self.base + self.end as u64),
@@ -363,6 +371,7 @@ impl<R: Read> Lexer<R> {
     }
 
     /// Reads more input, keeping the unread bytes. `false` at the end of the input.
+    #[inline(never)]
     fn fill(&mut self) -> Result<bool, Error> {
         if self.eof {
             return Ok(false);
@@ -397,6 +406,8 @@ impl<R: Read> Lexer<R> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn io_error(&self, e: io::Error) -> Error {
         if matches!(e.get_ref(), Some(inner) if inner.is::<InvalidInput>()) {
             Error::Encoding {
@@ -581,6 +592,8 @@ impl<R: Read> Lexer<R> {
     }
 
     /// `<!…`: a comment (skipped, `false`), a CDATA section (`true`, text set) or a refused DTD.
+    #[cold]
+    #[inline(never)]
     fn markup_declaration(&mut self) -> Result<bool, Error> {
         let start = self.here();
         self.fill_min(9)?;
@@ -622,6 +635,7 @@ impl<R: Read> Lexer<R> {
     }
 
     /// Index (relative to `pos`) of the `>` closing the start tag at `pos`, quotes respected.
+    #[inline(never)]
     fn scan_tag(&mut self, start: u64) -> Result<usize, Error> {
         let max_attr = self.limits.max_attribute_len;
         let max_run = self.limits.max_name_len + WHITESPACE_SLACK;
@@ -696,6 +710,8 @@ impl<R: Read> Lexer<R> {
         }
     }
 
+    #[cold]
+    #[inline(never)]
     fn check_name(&self, r: Range<usize>, at: u64, what: &str) -> Result<(), Error> {
         let name = &self.buf[r];
         if name.is_empty() {
@@ -802,7 +818,11 @@ impl<R: Read> Lexer<R> {
         }
         let local = colon.map_or(qname.start, |c| c + 1);
         self.name = local..qname.end;
-        self.parse_attributes(i, content_end, start)?;
+        if i < content_end {
+            self.parse_attributes(i, content_end, start)?;
+        } else {
+            self.attrs.clear();
+        }
         self.mark_offset = start;
         self.mark_line = None;
         self.stack.extend_from_slice(&self.buf[qname]);
@@ -813,6 +833,7 @@ impl<R: Read> Lexer<R> {
         Ok(Event::Start)
     }
 
+    #[inline(never)]
     fn parse_attributes(&mut self, mut i: usize, end: usize, start: u64) -> Result<(), Error> {
         self.attrs.clear();
         loop {
