@@ -225,44 +225,63 @@ impl Tag {
 }
 
 /// The tag names encoded in the encoding of the bytes being lexed, in a small open-addressing
-/// table keyed by a cheap hash of the length and the first and last bytes (names are short,
-/// and a lookup happens for every start tag).
+/// table keyed by a cheap hash of the length and the first and last eight bytes (names are
+/// short, and a lookup happens for every start tag). Those words and the length decide
+/// equality for names up to 16 bytes; longer ones are compared in full.
 struct TagTable {
-    names: Vec<(Box<[u8]>, Tag)>,
-    /// Index into `names` + 1; 0 is an empty slot.
+    keys: Vec<TagKey>,
+    /// Index into `keys` + 1; 0 is an empty slot.
     slots: [u8; TAG_SLOTS],
+}
+
+struct TagKey {
+    words: (u64, u64),
+    bytes: Box<[u8]>,
+    tag: Tag,
 }
 
 const TAG_SLOTS: usize = 512;
 
-fn tag_hash(name: &[u8]) -> usize {
+/// The first and last eight bytes of `name` (overlapping); shorter names as two overlapping
+/// four-byte halves, or their bytes below four. Together with the length they determine a
+/// name of up to 16 bytes.
+#[inline]
+fn name_words(name: &[u8]) -> (u64, u64) {
     let n = name.len();
-    let (head, tail) = match (name.get(..4), n.checked_sub(4).and_then(|k| name.get(k..))) {
-        (Some(h), Some(t)) => (u32_le(h), u32_le(t)),
-        _ => {
-            // Shorter than four bytes: the bytes, zero-padded, as both halves.
-            let v = name
-                .iter()
-                .rev()
-                .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
-            (v, v)
-        }
+    let word = |i: usize| {
+        name.get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
+            .map_or(0, u64::from_le_bytes)
     };
-    let h = u64::from(head).wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        ^ u64::from(tail).wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
-        ^ (n as u64).wrapping_mul(0x1656_67B1_9E37_79F9);
-    (h >> 40) as usize & (TAG_SLOTS - 1)
+    let half = |i: usize| {
+        name.get(i..i + 4)
+            .and_then(|w| <[u8; 4]>::try_from(w).ok())
+            .map_or(0, u32::from_le_bytes)
+    };
+    if n >= 8 {
+        (word(0), word(n - 8))
+    } else if n >= 4 {
+        let v = u64::from(half(0)) | (u64::from(half(n - 4)) << 32);
+        (v, v)
+    } else {
+        let v = name
+            .iter()
+            .rev()
+            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+        (v, v)
+    }
 }
 
-/// Four bytes as a little-endian `u32` (0 if `b` is not four bytes long).
-fn u32_le(b: &[u8]) -> u32 {
-    <[u8; 4]>::try_from(b).map_or(0, u32::from_le_bytes)
+#[inline]
+fn tag_hash(n: usize, (head, tail): (u64, u64)) -> usize {
+    let h = (head ^ tail.rotate_left(29) ^ (n as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    (h >> 40) as usize & (TAG_SLOTS - 1)
 }
 
 impl TagTable {
     fn new(encoding: &'static Encoding) -> Self {
         let mut table = Self {
-            names: Vec::with_capacity(TAG_NAMES.len()),
+            keys: Vec::with_capacity(TAG_NAMES.len()),
             slots: [0; TAG_SLOTS],
         };
         for &(tag, name) in TAG_NAMES {
@@ -270,30 +289,39 @@ impl TagTable {
             if unmappable || table.get(&bytes) != Tag::Other {
                 continue;
             }
-            table
-                .names
-                .push((bytes.into_owned().into_boxed_slice(), tag));
-            let mut i = tag_hash(&table.names[table.names.len() - 1].0);
+            let words = name_words(&bytes);
+            let mut i = tag_hash(bytes.len(), words);
+            table.keys.push(TagKey {
+                words,
+                bytes: bytes.into_owned().into_boxed_slice(),
+                tag,
+            });
             while table.slots[i] != 0 {
                 i = (i + 1) & (TAG_SLOTS - 1);
             }
             // At most TAG_NAMES.len() (< 255) entries, so the index fits.
-            table.slots[i] = u8::try_from(table.names.len()).unwrap_or(0);
+            table.slots[i] = u8::try_from(table.keys.len()).unwrap_or(0);
         }
         table
     }
 
     #[inline]
     fn get(&self, name: &[u8]) -> Tag {
-        let mut i = tag_hash(name);
+        let n = name.len();
+        let words = name_words(name);
+        let mut i = tag_hash(n, words);
         loop {
             let slot = self.slots[i];
             if slot == 0 {
                 return Tag::Other;
             }
-            let (key, tag) = &self.names[usize::from(slot) - 1];
-            if same_bytes(key, name) {
-                return *tag;
+            if let Some(key) = self.keys.get(usize::from(slot) - 1) {
+                if key.words == words
+                    && key.bytes.len() == n
+                    && (n <= 16 || same_bytes(&key.bytes, name))
+                {
+                    return key.tag;
+                }
             }
             i = (i + 1) & (TAG_SLOTS - 1);
         }
@@ -601,7 +629,7 @@ impl<R: Read> Reader<R> {
         let was_empty = out.is_empty();
         let mut at = text_at;
         let mut raw = raw;
-        if was_empty {
+        if was_empty && raw.first().is_some_and(|&b| is_xml_ws(b)) {
             // Leading whitespace bytes are ASCII in every encoding read here, so they can be
             // dropped before decoding; whitespace produced by a reference is trimmed below.
             let lead = raw.iter().take_while(|&&b| is_xml_ws(b)).count();

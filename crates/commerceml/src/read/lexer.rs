@@ -1016,6 +1016,7 @@ fn word4(s: &[u8], i: usize) -> u32 {
 /// Index of the first `<` in the first 32 bytes of `hay`, eight bytes at a time: most text
 /// runs are short values or indentation, and a call into `memchr` costs more than that.
 /// `None` if there is none there (there may be one further on).
+#[inline]
 fn find_lt_near(hay: &[u8]) -> Option<usize> {
     const LOW: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
