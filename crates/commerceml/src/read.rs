@@ -921,7 +921,12 @@ impl<R: Read> Reader<R> {
                 Event::Eof => return Err(self.eof()),
             }
         }
-        let len = out.trim_end_matches(is_xml_ws_char).len();
+        // XML whitespace is ASCII, and no byte of a multi-byte UTF-8 character is ASCII.
+        let len = out
+            .as_bytes()
+            .iter()
+            .rposition(|&b| !is_xml_ws(b))
+            .map_or(0, |k| k + 1);
         out.truncate(len);
         Ok(())
     }
