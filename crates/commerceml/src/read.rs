@@ -597,18 +597,23 @@ impl<R: Read> Reader<R> {
 
     /// The decoded, unescaped value of an attribute of the current start tag.
     fn attr_value(&self, a: &Attr) -> Result<String> {
+        self.attr_value_with(a, None)
+    }
+
+    /// [`Reader::attr_value`], with the value cache.
+    fn attr_value_with(&self, a: &Attr, cache: Option<&mut ValueCache>) -> Result<String> {
         let at = self.lx.offset_of(a.value.start);
         let raw = self.lx.bytes(a.value.clone());
         let mut out = String::new();
-        if memchr::memchr3(b'\t', b'\n', b'\r', raw).is_some() {
+        let class = value_class(raw);
+        if class & (CLASS_CR | CLASS_TAB_LF) != 0 {
             // Attribute-value normalization (rare): whitespace characters become spaces.
             let s = self.decode(raw, at)?;
             let s = s.replace("\r\n", " ").replace(['\t', '\n', '\r'], " ");
             self.unescape_into(&s, at, &mut out)?;
         } else {
-            let class = value_class(raw);
             let (refs, ascii) = (class & CLASS_AMP != 0, class & CLASS_HIGH == 0);
-            self.push_value(raw, ascii, at, at, refs, &mut out, None)?;
+            self.push_value(raw, ascii, at, at, refs, &mut out, cache)?;
         }
         Ok(out)
     }
@@ -1410,10 +1415,8 @@ impl<R: Read> Reader<R> {
         Ok(l)
     }
 
-    /// A unit in either form: attributes (`БазоваяЕдиница Код=…`), children
-    /// (`Единица/Код`), or plain text (the short name).
-    fn unit(&mut self) -> Result<Unit> {
-        let mut u = Unit::default();
+    /// The attribute form of a unit (`БазоваяЕдиница Код=… НаименованиеПолное=…`).
+    fn unit_attributes(&self, u: &mut Unit, cache: &mut ValueCache) -> Result<()> {
         for a in self.lx.attrs() {
             let tag = self.tags.get(self.lx.bytes(a.local..a.qname.end));
             let slot = match tag {
@@ -1422,7 +1425,7 @@ impl<R: Read> Reader<R> {
                 Tag::UnitInternational => &mut u.international,
                 _ => continue,
             };
-            let value = self.attr_value(a)?;
+            let value = self.attr_value_with(a, Some(&mut *cache))?;
             let trimmed = value.trim_matches(is_xml_ws_char);
             *slot = Some(if trimmed.len() == value.len() {
                 value
@@ -1430,6 +1433,17 @@ impl<R: Read> Reader<R> {
                 trimmed.to_owned()
             });
         }
+        Ok(())
+    }
+
+    /// A unit in either form: attributes (`БазоваяЕдиница Код=…`), children
+    /// (`Единица/Код`), or plain text (the short name).
+    fn unit(&mut self) -> Result<Unit> {
+        let mut u = Unit::default();
+        let mut cache = std::mem::take(&mut self.cache);
+        let attributes = self.unit_attributes(&mut u, &mut cache);
+        self.cache = cache;
+        attributes?;
         let mut text = String::new();
         let mut has_children = false;
         if self.lx.text_then_end() {
@@ -1574,6 +1588,8 @@ const CLASS_AMP: u8 = 1;
 const CLASS_CR: u8 = 2;
 /// [`value_class`] bit: a byte from 0x80.
 const CLASS_HIGH: u8 = 4;
+/// [`value_class`] bit: a tab or LF.
+const CLASS_TAB_LF: u8 = 8;
 
 static VALUE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -1584,6 +1600,8 @@ static VALUE_CLASS: [u8; 256] = {
     }
     t[b'&' as usize] = CLASS_AMP;
     t[b'\r' as usize] = CLASS_CR;
+    t[b'\t' as usize] = CLASS_TAB_LF;
+    t[b'\n' as usize] = CLASS_TAB_LF;
     t
 };
 
