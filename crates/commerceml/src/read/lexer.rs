@@ -514,8 +514,12 @@ impl<R: Read> Lexer<R> {
             .map_or(0, |k| self.stack_ends[k]);
         let n = top_end - top_start;
         let hay = &self.buf[self.pos..self.end];
-        let Some(lt) = find_lt_near(hay) else {
-            return false;
+        let lt = match find_lt_near(hay) {
+            Some(lt) => lt,
+            None => match hay.get(32..).and_then(|rest| memchr(b'<', rest)) {
+                Some(k) => 32 + k,
+                None => return false,
+            },
         };
         if lt > self.limits.max_text_len {
             return false;
