@@ -654,7 +654,9 @@ impl<R: Read> Reader<R> {
         } else {
             let refs = !cdata && class & CLASS_AMP != 0;
             let ascii = class & CLASS_HIGH == 0;
-            self.push_value(raw, ascii, at, text_at, refs, out, Some(cache))?;
+            // CDATA keeps references as written, so it must not share cached values with text.
+            let cache = if cdata { None } else { Some(cache) };
+            self.push_value(raw, ascii, at, text_at, refs, out, cache)?;
         }
         if was_empty && out.as_bytes().first().is_some_and(|&b| is_xml_ws(b)) {
             let lead = out.len() - out.trim_start_matches(is_xml_ws_char).len();

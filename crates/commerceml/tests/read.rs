@@ -500,3 +500,39 @@ fn chunked_reads_of_a_large_file_give_the_same_items_as_one_slice() {
         }
     }
 }
+
+/// The same bytes as CDATA and as text give different values (references are kept in CDATA,
+/// replaced in text), in either order and in both encodings: repeated values must not leak
+/// from one form into the other.
+#[test]
+fn cdata_and_text_with_the_same_bytes_keep_their_own_values() {
+    let text = "Привет &amp; пока";
+    let cdata = format!("<![CDATA[{text}]]>");
+    for (first, second) in [(cdata.as_str(), text), (text, cdata.as_str())] {
+        let xml = format!(
+            "<?xml version=\"1.0\" encoding=\"ENC\"?><{root}><{d}><{c}>{first}</{c}></{d}><{d}><{c}>{second}</{c}></{d}></{root}>",
+            root = t::ROOT,
+            d = t::DOCUMENT,
+            c = t::COMMENT,
+        );
+        for enc in [encoding_rs::UTF_8, encoding_rs::WINDOWS_1251] {
+            let bytes = enc.encode(&xml.replace("ENC", enc.name())).0.into_owned();
+            let (_, items) = read_all(&bytes[..]).expect("read");
+            let comments: Vec<_> = items
+                .iter()
+                .map(|i| match i {
+                    Item::Document(d) => d.comment.clone(),
+                    _ => None,
+                })
+                .collect();
+            let want = |s: &str| {
+                Some(if s.starts_with("<![CDATA[") {
+                    text.to_owned()
+                } else {
+                    "Привет & пока".to_owned()
+                })
+            };
+            assert_eq!(comments, vec![want(first), want(second)], "{}", enc.name());
+        }
+    }
+}
