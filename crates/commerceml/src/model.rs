@@ -473,19 +473,49 @@ impl Line {
 /// Compares two names ignoring case and all whitespace, as 1C and Bitrix spell requisite names
 /// differently per direction (`Причина к Возврату` / `Причина к возврату`).
 pub fn names_match(a: &str, b: &str) -> bool {
-    let mut x = a
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase);
-    let mut y = b
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .flat_map(char::to_lowercase);
+    if a == b {
+        return true;
+    }
+    let mut x = a.chars().filter(|c| !c.is_whitespace()).flat_map(lower);
+    let mut y = b.chars().filter(|c| !c.is_whitespace()).flat_map(lower);
     loop {
         match (x.next(), y.next()) {
             (None, None) => return true,
             (Some(p), Some(q)) if p == q => {}
             _ => return false,
+        }
+    }
+}
+
+/// `char::to_lowercase`, with the letters requisite names are made of (ASCII and the Russian
+/// alphabet) mapped directly instead of through the Unicode tables: names are compared for
+/// every requisite looked up, on every document read or written.
+fn lower(c: char) -> Lower {
+    match c {
+        'A'..='Z' => Lower::One(Some(c.to_ascii_lowercase())),
+        // А..Я → а..я, Ё → ё.
+        '\u{0410}'..='\u{042F}' => Lower::One(char::from_u32(u32::from(c) + 0x20)),
+        '\u{0401}' => Lower::One(Some('\u{0451}')),
+        c if c.is_ascii() || ('\u{0430}'..='\u{044F}').contains(&c) || c == '\u{0451}' => {
+            Lower::One(Some(c))
+        }
+        c => Lower::Other(c.to_lowercase()),
+    }
+}
+
+/// The lowercase form of one character (see [`lower`]).
+enum Lower {
+    One(Option<char>),
+    Other(std::char::ToLowercase),
+}
+
+impl Iterator for Lower {
+    type Item = char;
+
+    fn next(&mut self) -> Option<char> {
+        match self {
+            Self::One(c) => c.take(),
+            Self::Other(l) => l.next(),
         }
     }
 }
@@ -506,6 +536,14 @@ mod tests {
         assert!(names_match("Причина к Возврату", "причина к возврату"));
         assert!(names_match("ПризнакВозврата", "Признак возврата"));
         assert!(!names_match("Статус заказа", "Статуса заказа ИД"));
+        assert!(names_match("ЁЛКА Tree", "ёлка\ttree"));
+    }
+
+    #[test]
+    fn lower_agrees_with_the_standard_library() {
+        for c in (0..0x2000u32).filter_map(char::from_u32) {
+            assert!(lower(c).eq(c.to_lowercase()), "{c:?}");
+        }
     }
 
     #[test]

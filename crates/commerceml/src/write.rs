@@ -161,6 +161,8 @@ pub struct Writer<W: Write> {
     /// A root-level `Контрагенты` wrapper is open.
     counterparties_open: bool,
     options: WriteOptions,
+    /// Writes root items only (see [`Writer::fragment`]).
+    fragment: bool,
 }
 
 impl<W: Write> Writer<W> {
@@ -194,6 +196,7 @@ impl<W: Write> Writer<W> {
             depth: 1,
             counterparties_open: false,
             options,
+            fragment: false,
         };
         if layout.strict {
             let schema = writer.options.schema.clone();
@@ -233,6 +236,33 @@ impl<W: Write> Writer<W> {
         }
         writer.sink.push(">");
         Ok(writer)
+    }
+
+    /// A writer of root items only, for a part of a file that is assembled elsewhere: it writes
+    /// neither the declaration nor the root, and [`Writer::finish`] closes nothing. The output of
+    /// fragments, put in order between what a [`Writer::new`] with the same options writes
+    /// before its first item and what its `finish` writes, is byte for byte what that one writer
+    /// writes for the same items (so documents can be encoded on several threads).
+    pub fn fragment(out: W, options: WriteOptions) -> Self {
+        Self {
+            sink: Sink::new(out, options.encoding),
+            layout: Layout::new(&options),
+            depth: 1,
+            counterparties_open: false,
+            options,
+            fragment: true,
+        }
+    }
+
+    /// Writes everything buffered so far to the underlying writer and flushes it.
+    pub fn flush(&mut self) -> Result<()> {
+        self.sink.flush()
+    }
+
+    /// The underlying writer. Bytes written to it directly land after what was flushed and
+    /// before anything still buffered: call [`Writer::flush`] first.
+    pub fn get_mut(&mut self) -> &mut W {
+        self.sink.get_mut()
     }
 
     /// The options this writer was created with.
@@ -324,9 +354,12 @@ impl<W: Write> Writer<W> {
         self.sink.maybe_flush()
     }
 
-    /// Closes the root and returns the sink, flushed.
+    /// Closes the root (a fragment: only an open `Контрагенты`) and returns the sink, flushed.
     pub fn finish(mut self) -> Result<W> {
         self.close_counterparties();
+        if self.fragment {
+            return self.sink.finish();
+        }
         self.sink.push("\n</");
         self.sink.push(t::ROOT);
         self.sink.push(">\n");

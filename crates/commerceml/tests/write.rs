@@ -616,3 +616,30 @@ fn io_errors_are_reported() {
     let w = Writer::new(Broken, options("2.05", OutputEncoding::Windows1251)).unwrap();
     assert!(matches!(w.finish(), Err(Error::Io(_))));
 }
+
+#[test]
+fn fragments_joined_in_order_are_the_whole_file() {
+    for (schema, encoding) in [
+        ("2.05", OutputEncoding::Windows1251),
+        ("2.08", OutputEncoding::Windows1251),
+        ("3.1", OutputEncoding::Utf8),
+    ] {
+        let docs = [order("1"), order("2"), payment("2"), order("3")];
+        let items: Vec<Item> = docs.iter().cloned().map(doc).collect();
+        let whole = write_items(options(schema, encoding), &items);
+
+        let mut writer = Writer::new(Vec::new(), options(schema, encoding)).unwrap();
+        writer.flush().unwrap();
+        for part in docs.chunks(2) {
+            let mut fragment = Writer::fragment(Vec::new(), options(schema, encoding));
+            for d in part {
+                fragment.write_document(d).unwrap();
+            }
+            let bytes = fragment.finish().unwrap();
+            writer.get_mut().extend_from_slice(&bytes);
+        }
+        let joined = writer.finish().unwrap();
+        assert_eq!(decode(&joined), decode(&whole), "{schema}");
+        assert_eq!(joined, whole, "{schema}");
+    }
+}

@@ -1,11 +1,13 @@
 //! `mode=query`: the orders due, streamed as CommerceML while they are read page by page.
 //!
 //! Three stages overlap, each a page ahead of the next: a task on the runtime reads
-//! `Store::orders_due` page by page; a blocking thread converts the orders with
-//! `exchange::export::order_document` and runs the export hook on each; the writing thread
-//! records each page as offered in the session's ledger (in the background; confirmed only at
-//! `success`, and complete before the answer ends) and writes it through `commerceml::Writer`
-//! into a sink that hands 64 KiB chunks to the response body over a bounded channel. Memory
+//! `Store::orders_due` page by page and deals the pages round-robin to two encoder threads;
+//! each encoder converts its orders with `exchange::export::order_document`, runs the export
+//! hook on each and encodes the documents with a fragment `commerceml::Writer` into the bytes of
+//! the page (and frees them on the thread that built them); the writing thread takes the pages
+//! back in order, records each as offered in the session's ledger (in the background; confirmed
+//! only at `success`, and complete before the answer ends) and hands its bytes, between the
+//! declaration and the root's end tag, to the response body over a bounded channel. Memory
 //! stays bounded (a few pages) whatever the number of orders, and the first bytes leave before
 //! the last order is read. An order whose hook fails is neither written nor recorded: it stays
 //! due, and the journal of the request says why.
@@ -30,8 +32,9 @@ use crate::metrics::ErrorKind;
 use crate::startup::App;
 
 const CHUNK: usize = 64 << 10;
-/// Pages of due orders read, and pages of documents built, ahead of the writer (each page of
-/// 500 orders is a few MiB).
+/// Largest piece of an encoded page handed to the response body at once.
+const BIG_CHUNK: usize = 256 << 10;
+/// Pages of due orders read ahead for each encoder (each page of 500 orders is a few MiB).
 const PAGES_AHEAD: usize = 1;
 
 /// The streaming `query` response. The producer journals the request when it is done.
@@ -110,27 +113,44 @@ fn write_orders(
         .to_string();
     let options =
         WriteOptions::new(schema.clone(), settings.encoding.output()).generated_at(generated);
-    let mut writer = Writer::new(&mut *sink, options)?;
+    let mut writer = Writer::new(&mut *sink, options.clone())?;
+    writer.flush()?;
     let mut count = 0u64;
     if settings.export_enabled {
-        // Three stages overlap: a task reads pages of due orders, a thread builds their
-        // documents (and runs the export hook), and this thread records each page as offered
-        // (in the background) and writes it.
-        let built = build_ahead(app, rt, session, &schema);
+        // Three stages overlap: a task reads pages of due orders, [`ENCODERS`] threads build
+        // and encode their documents, and this thread records each page as offered (in the
+        // background) and sends its bytes, in page order.
+        let encoded = encode_ahead(app, rt, session, &options);
         let mut recording = Vec::new();
-        for page in built {
-            let page = page?;
+        let mut sent = Ok(());
+        let mut seq = 0;
+        loop {
+            let Ok(page) = encoded[seq % ENCODERS].recv() else {
+                // The encoder of the next page has ended: every page is through.
+                break;
+            };
+            if page.as_ref().is_ok_and(|p| p.last) {
+                seq += 1;
+            }
+            let page = match page {
+                Ok(p) => p,
+                Err(e) => {
+                    sent = Err(e);
+                    break;
+                }
+            };
             messages.extend(page.messages);
             if !page.offered.is_empty() {
+                count += page.offered.len() as u64;
                 let store = Arc::clone(&app.store);
                 let session_id = session.id;
                 recording.push(rt.spawn(async move {
                     store.record_offered(session_id, &page.offered, now).await
                 }));
             }
-            for doc in &page.documents {
-                writer.write_document(doc)?;
-                count += 1;
+            if let Err(e) = writer.get_mut().send_bytes(page.bytes) {
+                sent = Err(e.into());
+                break;
             }
         }
         // Every order written is in the ledger before the answer ends, so the `success` that
@@ -138,86 +158,124 @@ fn write_orders(
         for r in recording {
             rt.block_on(r)??;
         }
+        sent?;
     }
-    writer.finish()?;
-    sink.send_rest()?;
+    writer.finish()?.send_rest()?;
     Ok(count)
 }
 
-/// One page of due orders, converted.
-struct BuiltPage {
-    documents: Vec<commerceml::Document>,
+/// Part of a page of due orders, converted and encoded.
+struct EncodedPage {
+    /// Whether this is the last part of its page.
+    last: bool,
+    /// The documents in the output encoding, as the writer puts them under the root.
+    bytes: Vec<u8>,
     /// `(order id, version)` of the documents, for the ledger.
     offered: Vec<(i64, i64)>,
     /// Journal messages (export hook failures).
     messages: Vec<String>,
 }
 
-/// Builds the documents of the due orders on a blocking thread, [`PAGES_AHEAD`] page(s) ahead
-/// of the writer. An order whose export hook fails is left out of its page (it stays due) with a
-/// message.
-fn build_ahead(
+/// Threads that build and encode the documents of the due orders. Page `n` goes to encoder
+/// `n % ENCODERS`, so the writer takes them back in order from each encoder's channel in turn.
+const ENCODERS: usize = 2;
+/// Orders encoded into one [`EncodedPage`] (about 7 KiB each in Bitrix's layout).
+const ENCODED_PART: usize = 125;
+
+/// Builds and encodes the documents of the due orders on [`ENCODERS`] blocking threads, each
+/// holding at most one encoded page that the writer has not taken yet. An order whose export hook fails is left out of
+/// its page (it stays due) with a message. Each thread frees the documents it built, right after
+/// encoding them.
+fn encode_ahead(
     app: &Arc<App>,
     rt: &Handle,
     session: &Session,
-    schema: &SchemaVersion,
-) -> std::sync::mpsc::Receiver<anyhow::Result<BuiltPage>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(PAGES_AHEAD);
-    let app = Arc::clone(app);
-    let handle = rt.clone();
-    let session_id = session.id;
-    let schema = schema.clone();
-    rt.spawn_blocking(move || {
-        let settings = &app.config.exchange;
-        let mut pages = prefetch_due_pages(&app, &handle);
-        while let Some(page) = pages.blocking_recv() {
-            let page = match page {
-                Ok(p) => p,
-                Err(e) => {
-                    let _ = tx.send(Err(e.into()));
-                    return;
-                }
-            };
-            let mut built = BuiltPage {
-                documents: Vec::with_capacity(page.len()),
-                offered: Vec::with_capacity(page.len()),
-                messages: Vec::new(),
-            };
-            for order in &page {
-                let mut doc = exchange::export::order_document(order, &schema, settings);
-                match app.hooks.export(order, &mut doc) {
-                    Ok(()) => {
-                        built.documents.push(doc);
-                        built.offered.push((order.id, order.version));
-                    }
+    options: &WriteOptions,
+) -> Vec<std::sync::mpsc::Receiver<anyhow::Result<EncodedPage>>> {
+    let pages = prefetch_due_pages(app, rt, ENCODERS);
+    let mut outputs = Vec::with_capacity(ENCODERS);
+    for mut input in pages {
+        // A rendezvous: an encoded page waits in its encoder until the writer takes it, while
+        // the other encoder works on the next page (memory: a page less per encoder).
+        let (tx, rx) = std::sync::mpsc::sync_channel(0);
+        outputs.push(rx);
+        let app = Arc::clone(app);
+        let session_id = session.id;
+        let options = options.clone();
+        rt.spawn_blocking(move || {
+            while let Some(page) = input.blocking_recv() {
+                let page = match page {
+                    Ok(p) => p,
                     Err(e) => {
-                        let number = &order.input.number;
-                        tracing::warn!(order = %number, session = session_id, error = %e, "export hook failed; order not exported");
-                        app.metrics.error(ErrorKind::Document);
-                        built.messages.push(crate::hooks::export_message(&e, number));
+                        let _ = tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                // In parts, so that less waits encoded for the writer.
+                let parts = page.chunks(ENCODED_PART).count();
+                for (n, part) in page.chunks(ENCODED_PART).enumerate() {
+                    let encoded = encode_part(&app, session_id, &options, part, n + 1 == parts);
+                    if tx.send(encoded).is_err() {
+                        // The writer stopped (1C went away, or an error).
+                        return;
                     }
                 }
             }
-            if tx.send(Ok(built)).is_err() {
-                // The writer stopped (1C went away, or an error).
-                return;
-            }
-        }
-    });
-    rx
+        });
+    }
+    outputs
 }
 
-/// Pages of the orders due, read ahead on the runtime: at most [`PAGES_AHEAD`] pages wait in
-/// memory. The reader stops at the last page, at the first error (sent as the last item), or
-/// when the receiver is dropped (1C went away).
-fn prefetch_due_pages(app: &App, rt: &Handle) -> mpsc::Receiver<store::Result<Vec<Order>>> {
-    let (tx, rx) = mpsc::channel(PAGES_AHEAD);
+fn encode_part(
+    app: &App,
+    session_id: i64,
+    options: &WriteOptions,
+    page: &[Order],
+    last: bool,
+) -> anyhow::Result<EncodedPage> {
+    let settings = &app.config.exchange;
+    let mut writer = Writer::fragment(Vec::with_capacity(page.len() * 8192), options.clone());
+    let mut offered = Vec::with_capacity(page.len());
+    let mut messages = Vec::new();
+    for order in page {
+        let mut doc = exchange::export::order_document(order, &options.schema, settings);
+        match app.hooks.export(order, &mut doc) {
+            Ok(()) => {
+                writer.write_document(&doc)?;
+                offered.push((order.id, order.version));
+            }
+            Err(e) => {
+                let number = &order.input.number;
+                tracing::warn!(order = %number, session = session_id, error = %e, "export hook failed; order not exported");
+                app.metrics.error(ErrorKind::Document);
+                messages.push(crate::hooks::export_message(&e, number));
+            }
+        }
+    }
+    Ok(EncodedPage {
+        last,
+        bytes: writer.finish()?,
+        offered,
+        messages,
+    })
+}
+
+/// Pages of the orders due, read ahead on the runtime and dealt round-robin to `ways`
+/// receivers: at most [`PAGES_AHEAD`] pages wait in each. The reader stops at the last page, at
+/// the first error (sent as the last item), or when a receiver is dropped (1C went away).
+fn prefetch_due_pages(
+    app: &App,
+    rt: &Handle,
+    ways: usize,
+) -> Vec<mpsc::Receiver<store::Result<Vec<Order>>>> {
+    let (senders, receivers): (Vec<_>, Vec<_>) =
+        (0..ways).map(|_| mpsc::channel(PAGES_AHEAD)).unzip();
     let store = Arc::clone(&app.store);
     let statuses = app.config.exchange.export_statuses.clone();
     let page_size = app.config.pacing.query_page_size;
     rt.spawn(async move {
         let mut after = 0i64;
-        loop {
+        for seq in 0.. {
             let page = store.orders_due(&statuses, after, page_size).await;
             // Where the next page starts: nowhere after a short page or an error.
             let next = match &page {
@@ -225,7 +283,7 @@ fn prefetch_due_pages(app: &App, rt: &Handle) -> mpsc::Receiver<store::Result<Ve
                 Ok(p) if p.len() >= page_size as usize => p.last().map(|o| o.id),
                 _ => None,
             };
-            if tx.send(page).await.is_err() {
+            if senders[seq % ways].send(page).await.is_err() {
                 break;
             }
             match next {
@@ -234,7 +292,7 @@ fn prefetch_due_pages(app: &App, rt: &Handle) -> mpsc::Receiver<store::Result<Ve
             }
         }
     });
-    rx
+    receivers
 }
 
 /// A `Write` that sends full chunks to the response body; blocks when 1C reads slowly.
@@ -245,15 +303,31 @@ struct ChannelSink {
 }
 
 impl ChannelSink {
+    /// Sends what is buffered, then `bytes` in chunks of at most [`BIG_CHUNK`] (slices of one
+    /// allocation, not copies).
+    fn send_bytes(&mut self, bytes: Vec<u8>) -> io::Result<()> {
+        self.send_rest()?;
+        let mut bytes = Bytes::from(bytes);
+        while !bytes.is_empty() {
+            let chunk = bytes.split_to(bytes.len().min(BIG_CHUNK));
+            self.send(chunk)?;
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, chunk: Bytes) -> io::Result<()> {
+        self.sent += chunk.len() as u64;
+        self.tx
+            .blocking_send(Ok(chunk))
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "1C closed the connection"))
+    }
+
     fn send_rest(&mut self) -> io::Result<()> {
         if self.buf.is_empty() {
             return Ok(());
         }
         let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
-        self.sent += chunk.len() as u64;
-        self.tx
-            .blocking_send(Ok(Bytes::from(chunk)))
-            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "1C closed the connection"))
+        self.send(Bytes::from(chunk))
     }
 }
 

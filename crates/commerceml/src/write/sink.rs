@@ -222,6 +222,18 @@ impl<W: Write> Sink<W> {
         Ok(())
     }
 
+    /// Writes everything buffered and flushes the sink.
+    pub(super) fn flush(&mut self) -> Result<()> {
+        self.flush_buffer()?;
+        self.out.flush()?;
+        Ok(())
+    }
+
+    /// The sink itself.
+    pub(super) fn get_mut(&mut self) -> &mut W {
+        &mut self.out
+    }
+
     /// Writes everything buffered, flushes and returns the sink.
     pub(super) fn finish(mut self) -> Result<W> {
         self.flush_buffer()?;
