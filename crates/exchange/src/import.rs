@@ -100,6 +100,41 @@ impl Update {
     }
 }
 
+impl Update {
+    /// Sets the fields of `facts` this update sets, as a store applies it.
+    pub fn apply_to(&self, facts: &mut OrderFacts) {
+        let texts = [
+            (&mut facts.status_1c, &self.status_1c),
+            (&mut facts.number_1c, &self.number_1c),
+            (&mut facts.date_1c, &self.date_1c),
+            (&mut facts.id_1c, &self.id_1c),
+            (&mut facts.payment_number_1c, &self.payment_number_1c),
+            (&mut facts.payment_date_1c, &self.payment_date_1c),
+            (&mut facts.shipment_number_1c, &self.shipment_number_1c),
+            (&mut facts.shipment_date_1c, &self.shipment_date_1c),
+        ];
+        for (slot, new) in texts {
+            if let Some(new) = new {
+                *slot = Some(new.clone());
+            }
+        }
+        let flags = [
+            (&mut facts.paid, self.paid),
+            (&mut facts.shipped, self.shipped),
+            (&mut facts.cancelled, self.cancelled),
+            (&mut facts.deleted, self.deleted),
+        ];
+        for (slot, new) in flags {
+            if let Some(new) = new {
+                *slot = new;
+            }
+        }
+        if let Some(status) = &self.status {
+            facts.status.clone_from(status);
+        }
+    }
+}
+
 /// The journal message for a status nobody mapped.
 pub fn unknown_status_message(value: &str, number: &str) -> String {
     format!("Unknown status \"{value}\" for order {number}")
@@ -321,6 +356,34 @@ mod tests {
                 .collect(),
             ..Document::default()
         }
+    }
+
+    #[test]
+    fn an_applied_update_plans_nothing_more() {
+        let mapping = StatusMapping::default();
+        let mut doc = Document {
+            number: Some("A-7".into()),
+            ..Document::default()
+        };
+        for (name, value) in [
+            (t::REQ_STATUS, "Готов к отгрузке"),
+            (t::REQ_NUMBER_1C, "УТ-1"),
+            (t::REQ_PAYMENT_NUMBER_1C, "ОП-1"),
+            (t::REQ_CANCELLED, "true"),
+        ] {
+            doc.requisites.push(Requisite {
+                name: name.into(),
+                value: Some(value.into()),
+            });
+        }
+        let inc = interpret(&doc, &mapping);
+        let mut facts = order().facts();
+        let update = plan(&facts, &inc);
+        assert!(update.status.is_some() && update.cancelled == Some(true));
+        update.apply_to(&mut facts);
+        assert_eq!(facts.status, "D");
+        assert_eq!(facts.number_1c.as_deref(), Some("УТ-1"));
+        assert!(plan(&facts, &inc).is_empty());
     }
 
     #[test]

@@ -2,21 +2,21 @@
 //!
 //! The upload is streamed out of the database through the CommerceML reader on a parser thread,
 //! which runs the import hook and `exchange::import::interpret` on each document and hands them
-//! on in batches; the calling thread matches each batch to its orders with one lookup
-//! (`Store::find_orders_for_documents`), plans the changes and applies them (one transaction a
-//! batch), while the parser reads on. Large files
+//! on in batches; the calling thread has the store match each batch to its orders and apply
+//! the planned changes (`Store::apply_documents`: one transaction a batch, each order's facts
+//! read once), while the parser reads on. Large files
 //! are applied in time slices: the number of root items done is kept in the database, and
 //! `import` answers `progress` until the file is through.
 
-use std::collections::HashSet;
 use std::io::{self, Read};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use commerceml::{Document, Item};
+use exchange::domain::OrderFacts;
 use exchange::import::{interpret, plan, unknown_order_message, Incoming};
-use store::{ImportProgress, Session, Store, Update};
+use store::{ImportProgress, Session, Store};
 use tokio::runtime::Handle;
 
 use crate::http::exchange::Failure;
@@ -288,8 +288,6 @@ pub fn run_slice(
         app,
         rt,
         now,
-        pending: Vec::new(),
-        pending_ids: HashSet::new(),
         messages: Vec::new(),
     };
     // Reading the file and applying it overlap: a scoped thread parses and interprets the
@@ -385,8 +383,6 @@ struct Applier<'a> {
     app: &'a App,
     rt: &'a Handle,
     now: DateTime<Utc>,
-    pending: Vec<(i64, Update)>,
-    pending_ids: HashSet<i64>,
     messages: Vec<String>,
 }
 
@@ -399,21 +395,37 @@ enum Queued {
 }
 
 impl Applier<'_> {
-    /// Matches a batch of documents to their orders with one lookup, plans each against its
-    /// order and applies the batch.
+    /// Matches a batch of documents to their orders and applies the plan of each against its
+    /// order, in one store call (`Store::apply_documents`). Messages keep the documents' order.
     fn resolve(&mut self, queued: Vec<Queued>) -> Result<(), SliceError> {
-        let keys: Vec<(Option<&str>, Option<&str>)> = queued
+        let documents: Vec<&Incoming> = queued
             .iter()
             .filter_map(|q| match q {
-                Queued::Document(inc) => Some((inc.number.as_deref(), inc.id.as_deref())),
+                Queued::Document(inc) => Some(inc),
                 Queued::Message(_) => None,
             })
             .collect();
-        let store = self.app.store.as_ref();
-        let mut found = self
-            .rt
-            .block_on(store.find_orders_for_documents(&keys))?
-            .into_iter();
+        let keys: Vec<(Option<&str>, Option<&str>)> = documents
+            .iter()
+            .map(|inc| (inc.number.as_deref(), inc.id.as_deref()))
+            .collect();
+        // Per document: the plan's messages, and whether it asked for a status change.
+        let mut planned: Vec<(Vec<String>, bool)> = vec![(Vec::new(), false); documents.len()];
+        let mut plan_one = |i: usize, order: &OrderFacts| {
+            let mut update = plan(order, documents[i]);
+            planned[i] = (
+                std::mem::take(&mut update.messages),
+                update.status.is_some(),
+            );
+            update
+        };
+        let answers = self.rt.block_on(self.app.store.apply_documents(
+            &keys,
+            &mut plan_one,
+            self.now,
+        ))?;
+        let mut status_changes = 0u64;
+        let mut answers = answers.into_iter().zip(planned);
         for q in queued {
             let inc = match q {
                 Queued::Document(inc) => inc,
@@ -422,54 +434,18 @@ impl Applier<'_> {
                     continue;
                 }
             };
-            let mut order = found.next().flatten();
-            if order
-                .as_ref()
-                .is_some_and(|o| self.pending_ids.contains(&o.id))
-            {
-                // A second document for the same order in this batch (order + payment +
-                // shipment): apply what is pending first so the plan compares against the
-                // current state.
-                self.flush()?;
-                order =
-                    self.rt
-                        .block_on(store.find_orders_for_documents(&[(
-                            inc.number.as_deref(),
-                            inc.id.as_deref(),
-                        )]))?
-                        .pop()
-                        .flatten();
-            }
-            let Some(order) = order else {
-                let shown = inc.number.or(inc.id).unwrap_or_default();
-                self.messages.push(unknown_order_message(&shown));
-                continue;
-            };
-            let mut update = plan(&order, &inc);
-            self.messages.append(&mut update.messages);
-            if !update.is_empty() {
-                self.pending_ids.insert(order.id);
-                self.pending.push((order.id, update));
+            match answers.next() {
+                Some((Some(changed), (mut messages, status))) => {
+                    self.messages.append(&mut messages);
+                    status_changes += u64::from(changed && status);
+                }
+                _ => {
+                    let shown = inc.number.or(inc.id).unwrap_or_default();
+                    self.messages.push(unknown_order_message(&shown));
+                }
             }
         }
-        self.flush()
-    }
-
-    fn flush(&mut self) -> Result<(), SliceError> {
-        if self.pending.is_empty() {
-            return Ok(());
-        }
-        let pending = std::mem::take(&mut self.pending);
-        self.pending_ids.clear();
-        let changed = self
-            .rt
-            .block_on(self.app.store.apply_updates(&pending, self.now))?;
         // The webhook events were recorded by the store with the changes (durable queue).
-        let status_changes = pending
-            .iter()
-            .zip(changed)
-            .filter(|((_, update), changed)| *changed && update.status.is_some())
-            .count() as u64;
         self.app.metrics.status_changes(status_changes);
         Ok(())
     }

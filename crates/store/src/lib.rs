@@ -128,6 +128,48 @@ pub trait Store: Send + Sync {
         Ok(found)
     }
 
+    /// Matches a batch of 1C documents to their orders, by the rules of
+    /// [`Store::find_orders_for_documents`], and applies what `plan` makes of each, as
+    /// [`Store::apply_updates`] does. `plan(i, facts)` gets the index of a matched key and its
+    /// order's facts as they stand after the batch's earlier documents (one order may have
+    /// several documents in a batch) and returns the update for it. One answer per key: `None`
+    /// when no order matched, else whether the order changed.
+    ///
+    /// This default looks the orders up and then applies the updates in one
+    /// [`Store::apply_updates`] (which checks every field against the stored order again);
+    /// a backend may instead read each order's facts once, in the transaction that writes them.
+    async fn apply_documents(
+        &self,
+        keys: &[(Option<&str>, Option<&str>)],
+        plan: &mut (dyn for<'f> FnMut(usize, &'f OrderFacts) -> Update + Send),
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<bool>>> {
+        let found = self.find_orders_for_documents(keys).await?;
+        let mut answers = vec![None; keys.len()];
+        let mut current: std::collections::HashMap<i64, OrderFacts> =
+            std::collections::HashMap::new();
+        let mut positions = Vec::new();
+        let mut updates = Vec::new();
+        for (i, facts) in found.into_iter().enumerate() {
+            let Some(facts) = facts else { continue };
+            let facts = current.entry(facts.id).or_insert(facts);
+            let update = plan(i, facts);
+            answers[i] = Some(false);
+            if !update.is_empty() {
+                update.apply_to(facts);
+                positions.push(i);
+                updates.push((facts.id, update));
+            }
+        }
+        if !updates.is_empty() {
+            let changed = self.apply_updates(&updates, now).await?;
+            for (i, changed) in positions.into_iter().zip(changed) {
+                answers[i] = Some(changed);
+            }
+        }
+        Ok(answers)
+    }
+
     /// Applies what a 1C document reported, in one transaction. Only fields that differ from the
     /// stored order change (checked again here, so applying the same update twice is a no-op);
     /// a changed status adds a history entry with source `1c`. When anything changed, the last

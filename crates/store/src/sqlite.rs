@@ -662,14 +662,36 @@ impl Facts {
     }
 }
 
-/// Rows per multi-row statement in [`apply_batch`] (16 parameters a row).
+/// Rows per multi-row statement in [`write_facts`] (14 parameters a row).
 const UPDATE_CHUNK: usize = 500;
+
+impl Facts {
+    fn of(order: &OrderFacts) -> Self {
+        Self {
+            status: order.status.clone(),
+            texts: [
+                order.status_1c.clone(),
+                order.number_1c.clone(),
+                order.date_1c.clone(),
+                order.id_1c.clone(),
+                order.payment_number_1c.clone(),
+                order.payment_date_1c.clone(),
+                order.shipment_number_1c.clone(),
+                order.shipment_date_1c.clone(),
+            ],
+            flags: [order.paid, order.shipped, order.cancelled, order.deleted],
+        }
+    }
+}
+
+/// A status change to record: order id, new status, 1C's status name.
+type HistoryEntry = (i64, String, Option<String>);
 
 /// Applies updates to orders in the open write transaction: reads the orders' current facts,
 /// applies the differing fields in order (an order may appear more than once), then writes the
-/// changed orders and their history with a few multi-row statements per [`UPDATE_CHUNK`].
-/// Returns one "changed" flag per update. [`Error::NotFound`] for an unknown order. With
-/// `events`, each status change also records a webhook event.
+/// changed orders and their history ([`write_facts`]). Returns one "changed" flag per update.
+/// [`Error::NotFound`] for an unknown order. With `events`, each status change also records a
+/// webhook event.
 async fn apply_batch(
     conn: &mut SqliteConnection,
     updates: &[(i64, Update)],
@@ -703,7 +725,7 @@ async fn apply_batch(
 
     // Apply in order; collect the history entries.
     let mut changed = Vec::with_capacity(updates.len());
-    let mut history: Vec<(i64, String, Option<String>)> = Vec::new();
+    let mut history: Vec<HistoryEntry> = Vec::new();
     for (id, update) in updates {
         let Some(current) = facts.get_mut(id) else {
             return Err(Error::NotFound);
@@ -725,6 +747,20 @@ async fn apply_batch(
             (original.get(id) != Some(f)).then_some((*id, f))
         })
         .collect();
+    write_facts(conn, &dirty, &history, now, events).await?;
+    Ok(changed)
+}
+
+/// Writes the facts of changed orders (last change from 1C, `updated_at` = `now`) and their
+/// status history with a few multi-row statements per [`UPDATE_CHUNK`] orders; with `events`,
+/// a webhook event per status change.
+async fn write_facts(
+    conn: &mut SqliteConnection,
+    dirty: &[(i64, &Facts)],
+    history: &[HistoryEntry],
+    now: DateTime<Utc>,
+    events: bool,
+) -> Result<()> {
     let now_text = ts(now);
     let mut assignments = String::from("status = v.column2");
     for (i, column) in TEXT_COLUMNS.iter().chain(FLAG_COLUMNS.iter()).enumerate() {
@@ -765,9 +801,91 @@ async fn apply_batch(
         q.execute(&mut *conn).await?;
     }
     if events {
-        webhook::record(conn, &history, now).await?;
+        webhook::record(conn, history, now).await?;
     }
-    Ok(changed)
+    Ok(())
+}
+
+/// [`Store::find_orders_for_documents`] on a given connection.
+async fn find_facts(
+    conn: &mut SqliteConnection,
+    keys: &[(Option<&str>, Option<&str>)],
+) -> Result<Vec<Option<OrderFacts>>> {
+    let mut resolver = Resolver::new(keys);
+    for column in Column::PASSES {
+        let wanted = resolver.wanted(column);
+        let mut orders = Vec::new();
+        for chunk in wanted.chunks(IN_CHUNK) {
+            let sql = format!(
+                "SELECT {FACT_COLUMNS} FROM orders WHERE {} IN ({}) ORDER BY id",
+                column.name(),
+                placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for value in chunk {
+                q = match column {
+                    // `wanted` holds only numeric ids for this column.
+                    Column::Id => q.bind(value.parse::<i64>().unwrap_or_default()),
+                    _ => q.bind(value.as_str()),
+                };
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                orders.push(facts_from_row(&row)?);
+            }
+        }
+        resolver.accept(column, orders);
+    }
+    Ok(resolver.finish())
+}
+
+/// [`Store::apply_documents`] in the open write transaction: each order's facts are read once,
+/// by the lookup, and the plans are made against them as the batch changes them.
+async fn apply_documents_in(
+    conn: &mut SqliteConnection,
+    keys: &[(Option<&str>, Option<&str>)],
+    plan: &mut (dyn for<'f> FnMut(usize, &'f OrderFacts) -> Update + Send),
+    now: DateTime<Utc>,
+    events: bool,
+) -> Result<Vec<Option<bool>>> {
+    let found = find_facts(conn, keys).await?;
+    let mut answers = vec![None; keys.len()];
+    // Per order: its facts as stored and as the batch leaves them, in order of first mention.
+    let mut orders: Vec<(Facts, OrderFacts)> = Vec::new();
+    let mut index: HashMap<i64, usize> = HashMap::with_capacity(keys.len());
+    let mut history: Vec<HistoryEntry> = Vec::new();
+    for (i, facts) in found.into_iter().enumerate() {
+        let Some(facts) = facts else { continue };
+        let at = *index.entry(facts.id).or_insert_with(|| {
+            orders.push((Facts::of(&facts), facts));
+            orders.len() - 1
+        });
+        let current = &mut orders[at].1;
+        let update = plan(i, current);
+        if update.is_empty() {
+            answers[i] = Some(false);
+            continue;
+        }
+        let before = current.clone();
+        update.apply_to(current);
+        answers[i] = Some(*current != before);
+        if current.status != before.status {
+            history.push((
+                current.id,
+                current.status.clone(),
+                current.status_1c.clone(),
+            ));
+        }
+    }
+    let changed: Vec<(i64, Facts)> = orders
+        .iter()
+        .filter_map(|(stored, current)| {
+            let now = Facts::of(current);
+            (now != *stored).then_some((current.id, now))
+        })
+        .collect();
+    let dirty: Vec<(i64, &Facts)> = changed.iter().map(|(id, f)| (*id, f)).collect();
+    write_facts(conn, &dirty, &history, now, events).await?;
+    Ok(answers)
 }
 
 fn session_from_row(row: &SqliteRow) -> Result<Session> {
@@ -931,32 +1049,25 @@ impl Store for SqliteStore {
         &self,
         keys: &[(Option<&str>, Option<&str>)],
     ) -> Result<Vec<Option<OrderFacts>>> {
-        let mut resolver = Resolver::new(keys);
         let mut conn = self.reader.acquire().await?;
-        for column in Column::PASSES {
-            let wanted = resolver.wanted(column);
-            let mut orders = Vec::new();
-            for chunk in wanted.chunks(IN_CHUNK) {
-                let sql = format!(
-                    "SELECT {FACT_COLUMNS} FROM orders WHERE {} IN ({}) ORDER BY id",
-                    column.name(),
-                    placeholders(chunk.len())
-                );
-                let mut q = sqlx::query(&sql);
-                for value in chunk {
-                    q = match column {
-                        // `wanted` holds only numeric ids for this column.
-                        Column::Id => q.bind(value.parse::<i64>().unwrap_or_default()),
-                        _ => q.bind(value.as_str()),
-                    };
-                }
-                for row in q.fetch_all(&mut *conn).await? {
-                    orders.push(facts_from_row(&row)?);
-                }
-            }
-            resolver.accept(column, orders);
+        find_facts(&mut conn, keys).await
+    }
+
+    async fn apply_documents(
+        &self,
+        keys: &[(Option<&str>, Option<&str>)],
+        plan: &mut (dyn for<'f> FnMut(usize, &'f OrderFacts) -> Update + Send),
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Option<bool>>> {
+        let mut tx = self.begin_write().await?;
+        let answers = apply_documents_in(&mut tx, keys, plan, now, self.webhook.is_on()).await?;
+        if answers.contains(&Some(true)) {
+            tx.commit().await?;
+            self.webhook.wake();
+        } else {
+            tx.rollback().await?;
         }
-        Ok(resolver.finish())
+        Ok(answers)
     }
 
     async fn apply_update(

@@ -679,6 +679,78 @@ pub async fn find_orders_for_documents(store: Arc<dyn Store>) {
         .is_empty());
 }
 
+/// A batch of documents matched and applied in one call: a second document for the same order
+/// is planned against the facts the first left, unknown orders are answered `None`, and the
+/// same batch again changes nothing and adds no history.
+pub async fn apply_documents(store: Arc<dyn Store>) {
+    let store = &*store;
+    let t = tag();
+    let a = store
+        .upsert_order(&order(&format!("D1-{t}")), at(0))
+        .await
+        .unwrap()
+        .into_order();
+    let b = store
+        .upsert_order(&order(&format!("D2-{t}")), at(0))
+        .await
+        .unwrap()
+        .into_order();
+    let number_1c = format!("УТ-D-{t}");
+    let keys: Vec<(Option<&str>, Option<&str>)> = vec![
+        (Some(&a.input.number), None),
+        (Some("no such order"), None),
+        (Some(&a.input.number), None),
+        (Some(&b.input.number), None),
+    ];
+    // First document for A: status and 1C's number; second document for A: paid.
+    let plan_for = |i: usize, f: &exchange::domain::OrderFacts| {
+        let mut u = Update::default();
+        if i == 0 {
+            u.status = (f.status != "D").then(|| "D".to_owned());
+            u.number_1c =
+                (f.number_1c.as_deref() != Some(number_1c.as_str())).then(|| number_1c.clone());
+        }
+        if i == 2 {
+            u.paid = (!f.paid).then_some(true);
+        }
+        u
+    };
+    let mut seen = Vec::new();
+    let mut plan = |i: usize, f: &exchange::domain::OrderFacts| {
+        seen.push((i, f.clone()));
+        plan_for(i, f)
+    };
+    let answers = store
+        .apply_documents(&keys, &mut plan, at(5))
+        .await
+        .unwrap();
+    assert_eq!(answers, [Some(true), None, Some(true), Some(false)]);
+    // The second document for A saw what the first one did.
+    let (i, second) = seen.iter().find(|(i, _)| *i == 2).unwrap();
+    assert_eq!(*i, 2);
+    assert_eq!(second.status, "D");
+    assert_eq!(second.number_1c.as_deref(), Some(number_1c.as_str()));
+    let stored = store.order_by_id(a.id).await.unwrap().unwrap();
+    assert_eq!(stored.input.status_code(), "D");
+    assert!(stored.paid);
+    assert_eq!(stored.last_change_source, Source::OneC);
+    let history = stored.history.len();
+    assert_eq!(stored.history.last().map(|h| h.source), Some(Source::OneC));
+    let untouched = store.order_by_id(b.id).await.unwrap().unwrap();
+    assert_eq!(untouched.last_change_source, Source::Store);
+
+    // The same batch again: nothing changes, no history.
+    let mut plan = |i: usize, f: &exchange::domain::OrderFacts| plan_for(i, f);
+    let answers = store
+        .apply_documents(&keys, &mut plan, at(6))
+        .await
+        .unwrap();
+    assert_eq!(answers, [Some(false), None, Some(false), Some(false)]);
+    let again = store.order_by_id(a.id).await.unwrap().unwrap();
+    assert_eq!(again.history.len(), history);
+    assert_eq!(again.updated_at, stored.updated_at);
+}
+
 /// Updates in a batch: one transaction, replay-safe, unknown ids refused.
 pub async fn apply_updates_in_batch(store: Arc<dyn Store>) {
     let store = &*store;
@@ -1472,6 +1544,13 @@ macro_rules! contract_tests {
                 return;
             };
             suite::apply_updates_in_batch(store).await;
+        }
+        #[tokio::test]
+        async fn apply_documents() {
+            let Some((store, _guard)) = $fresh().await.into() else {
+                return;
+            };
+            suite::apply_documents(store).await;
         }
         #[tokio::test]
         async fn find_orders_for_documents() {
