@@ -223,7 +223,13 @@ pub async fn outbox_batch_delivery_confirms_each_version(store: &dyn Store) {
     changed.status = Some("P".to_owned());
     store.upsert_order(&changed, at(0)).await.unwrap();
     let claimed = store.claim_due(at(1), 10, LEASE).await.unwrap();
-    let id = |key: &str| claimed.iter().find(|e| e.idempotency_key == key).unwrap().id;
+    let id = |key: &str| {
+        claimed
+            .iter()
+            .find(|e| e.idempotency_key == key)
+            .unwrap()
+            .id
+    };
     let (g1, g2, g3) = (id("G-1:1"), id("G-2:1"), id("G-3:2"));
     assert!(store.mark_delivered(g2, at(2)).await.unwrap());
 
@@ -236,9 +242,19 @@ pub async fn outbox_batch_delivery_confirms_each_version(store: &dyn Store) {
     assert!(store.mark_delivered_many(&[]).await.unwrap().is_empty());
 
     let delivered = list(store, Some(OutboxState::Delivered)).await;
-    let when = |entry: i64| delivered.iter().find(|e| e.id == entry).unwrap().delivered_at;
+    let when = |entry: i64| {
+        delivered
+            .iter()
+            .find(|e| e.id == entry)
+            .unwrap()
+            .delivered_at
+    };
     assert_eq!(when(g1), Some(at(3)));
-    assert_eq!(when(g2), Some(at(2)), "a second acknowledgement changes nothing");
+    assert_eq!(
+        when(g2),
+        Some(at(2)),
+        "a second acknowledgement changes nothing"
+    );
     assert_eq!(when(g3), Some(at(5)));
     // Every acknowledged version is confirmed: nothing is due for the scheduled exchange.
     assert!(due(store).await.is_empty());
