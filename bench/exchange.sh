@@ -144,6 +144,9 @@ for n in "${SIZES[@]}"; do
         psql "$PG_URL" -qAtc "CREATE DATABASE $db_name" >/dev/null
         DB="${PG_URL%/*}/$db_name"
     else
+        # A fresh file per run: `bench/exchange.sh 100000 100000` measures the same session
+        # twice instead of finding the first run's orders already confirmed.
+        rm -f "$WORK/obmen-$n.db" "$WORK/obmen-$n.db-wal" "$WORK/obmen-$n.db-shm"
         DB="sqlite:$WORK/obmen-$n.db"
     fi
     gen_orders "$n" "$WORK/orders.jsonl"
