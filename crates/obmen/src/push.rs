@@ -173,10 +173,7 @@ type Ack = (i64, DateTime<Utc>, oneshot::Sender<Result<bool, String>>);
 /// writer task at a time takes everything queued and records it in one transaction
 /// (`Store::mark_delivered_many`), so concurrent pushes share write transactions instead of
 /// queueing for the database one by one.
-#[derive(Default)]
-struct Acks {
-    state: Mutex<AckQueue>,
-}
+type Acks = Mutex<AckQueue>;
 
 #[derive(Default)]
 struct AckQueue {
@@ -394,7 +391,6 @@ impl Pusher {
         let start_writer = {
             let mut q = self
                 .acks
-                .state
                 .lock()
                 .map_err(|_| anyhow::anyhow!("the acknowledgement queue is poisoned"))?;
             q.queued.push((id, at, tx));
@@ -498,7 +494,7 @@ fn log_delivery(done: Result<(OutboxEntry, anyhow::Result<Outcome>), tokio::task
 async fn write_acks(store: Arc<dyn Store>, acks: Arc<Acks>) {
     loop {
         let batch: Vec<Ack> = {
-            let Ok(mut q) = acks.state.lock() else { return };
+            let Ok(mut q) = acks.lock() else { return };
             if q.queued.is_empty() {
                 q.writing = false;
                 return;
