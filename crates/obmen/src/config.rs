@@ -142,7 +142,8 @@ pub struct Pacing {
     /// Most root items (documents or containers) one `mode=import` request applies; 0 = no
     /// limit besides the time.
     pub import_slice_items: u64,
-    /// Orders read from the database per page while `mode=query` streams its answer.
+    /// Orders read from the database per page while `mode=query` streams its answer (a few
+    /// pages are in memory at once, so this bounds the peak memory of a large answer).
     pub query_page_size: u32,
 }
 
@@ -151,7 +152,7 @@ impl Default for Pacing {
         Self {
             import_slice_seconds: 20,
             import_slice_items: 0,
-            query_page_size: 500,
+            query_page_size: 250,
         }
     }
 }
