@@ -240,7 +240,18 @@ async fn push(
         .get("idempotency-key")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    match store(&state, key.as_deref(), &numbers, &body).await {
+    // In a task of its own: 1C finishes what it started even when the pushing client gives up
+    // (its timeout) and the request is dropped. Dropped mid-`BEGIN`, the one pooled connection
+    // could come back inside a transaction and fail every later request.
+    let stored = {
+        let (state, numbers) = (Arc::clone(&state), numbers.clone());
+        tokio::spawn(async move { store(&state, key.as_deref(), &numbers, &body).await })
+    };
+    let stored = match stored.await {
+        Ok(result) => result,
+        Err(e) => return internal(&e),
+    };
+    match stored {
         Ok(Stored::New(arrivals)) => (
             StatusCode::OK,
             Json(json!({ "status": "accepted", "numbers": numbers, "arrivals": arrivals })),

@@ -170,3 +170,39 @@ async fn delay_slows_every_answer() {
     assert!(t0.elapsed() >= Duration::from_millis(300));
     handle.shutdown().await.unwrap();
 }
+
+/// A client that gives up mid-request (its timeout) must not break the stand-in for later
+/// requests: what a dropped request started is finished in a task of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_giving_up_mid_request_leave_it_working() {
+    let (handle, base) = start(ServiceOptions::default()).await;
+    let mut impatient = Vec::new();
+    for i in 0..300u64 {
+        let base = base.clone();
+        impatient.push(tokio::spawn(async move {
+            // Timeouts from 0.1 to 3 ms end requests at every stage of their handling.
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_micros(100 + (i * 97) % 2900))
+                .build()
+                .unwrap();
+            let _ = client
+                .post(format!("{base}/orders"))
+                .header("Idempotency-Key", format!("gone-{i}"))
+                .json(&json!({ "number": format!("G-{i}"), "sum": "1.00" }))
+                .send()
+                .await;
+        }));
+    }
+    for task in impatient {
+        task.await.unwrap();
+    }
+    for i in 0..10 {
+        let r = push_json(&base, &format!("after-{i}"), Some(&format!("after-{i}"))).await;
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+    let r = received(&base).await;
+    let orders = r["orders"].as_object().unwrap();
+    assert!((0..10).all(|i| orders[&format!("after-{i}")] == 1), "{r}");
+    assert!(orders.values().all(|n| n == 1), "{r}");
+    handle.shutdown().await.unwrap();
+}
