@@ -30,7 +30,7 @@ use exchange::retry::{Failure, Next, RetryPolicy};
 use exchange::settings::ExchangeSettings;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use store::{OutboxEntry, OutboxFilter, OutboxState, Store};
+use store::{Handoff, OutboxEntry, OutboxFilter, OutboxState, Store};
 use tokio::sync::{oneshot, Notify};
 
 use crate::config::{Config, Secret};
@@ -252,9 +252,13 @@ impl Pusher {
         self.config.lease() + hook
     }
 
-    /// Delivers until `shutdown` completes, with up to `concurrency` pushes in flight: claims
-    /// what is due for the free slots, and otherwise waits until a push ends, an order is
-    /// enqueued (the store wakes it), the next entry is due or [`POLL`] passes. It claims when
+    /// Delivers until `shutdown` completes, with up to `concurrency` pushes in flight. Orders
+    /// written through this process arrive leased from the store's transaction
+    /// ([`store::Handoff`]) and are pushed as soon as a slot is free, without a claim or a read.
+    /// Everything else (retries, expired leases, entries of other processes, hand-offs that
+    /// found no free slot) is claimed: for the free slots, and otherwise it waits until a push
+    /// ends, an order is enqueued (the store wakes it), the next entry is due or [`POLL`]
+    /// passes. It claims when
     /// the outbox may hold due entries (a wake-up, the timer, or the last claim filled every
     /// free slot) and at least a quarter of the slots are free, so a busy outbox is claimed in
     /// batches instead of one write transaction per finished push. On shutdown the pushes in
@@ -267,6 +271,11 @@ impl Pusher {
         // Whether the outbox may hold due entries that were not claimed yet.
         let mut maybe_due = true;
         let mut idle_until = tokio::time::Instant::now();
+        // Orders written through this process come leased in their own transaction.
+        let (handoff, mut leased) = Handoff::new(slots, self.lease());
+        if let Err(e) = self.store.enable_outbox_handoff(handoff) {
+            tracing::warn!(error = %e, "push: no hand-off from the store; every entry is claimed");
+        }
         loop {
             let free = slots - in_flight.len();
             if maybe_due && free >= refill {
@@ -299,6 +308,15 @@ impl Pusher {
                 Some(done) = in_flight.join_next(), if !in_flight.is_empty() => {
                     log_delivery(done);
                 }
+                Some(handed) = leased.recv(), if in_flight.len() < slots => {
+                    if self.lease_left(&handed.entry) {
+                        let me = Arc::clone(&self);
+                        in_flight.spawn(async move {
+                            let outcome = me.push(&handed.entry, &handed.order).await;
+                            (handed.entry, outcome)
+                        });
+                    }
+                }
                 () = self.wake.notified() => maybe_due = true,
                 () = tokio::time::sleep_until(idle_until), if !maybe_due => maybe_due = true,
             }
@@ -306,6 +324,21 @@ impl Pusher {
         while let Some(done) = in_flight.join_next().await {
             log_delivery(done);
         }
+    }
+
+    /// Whether a handed-off entry's lease leaves time for a push. One that waited too long for
+    /// a free slot is left to the claims, which take it when its lease ends.
+    fn lease_left(&self, entry: &OutboxEntry) -> bool {
+        let timeout = chrono::Duration::milliseconds(
+            i64::try_from(self.config.timeout_ms).unwrap_or(i64::MAX),
+        );
+        let left = entry
+            .leased_until
+            .is_some_and(|until| until - self.clock.now() > timeout);
+        if !left {
+            tracing::debug!(order = %entry.order_number, "push: hand-off waited too long; left to a claim");
+        }
+        left
     }
 
     /// How long to sleep when nothing is due: until the next entry is due, at most [`POLL`].
@@ -342,7 +375,16 @@ impl Pusher {
                 .await?;
             return Ok(Outcome::Skipped);
         }
-        let (body, content_type) = match self.payload(&order).await {
+        self.push(entry, &order).await
+    }
+
+    /// One attempt to push `order`, the version of the leased `entry`; records the result.
+    async fn push(
+        &self,
+        entry: &OutboxEntry,
+        order: &exchange::domain::Order,
+    ) -> anyhow::Result<Outcome> {
+        let (body, content_type) = match self.payload(order).await {
             Ok(Ok(p)) => p,
             Ok(Err(hook)) => {
                 // Scripts may depend on data that changes; the attempt is retried like a

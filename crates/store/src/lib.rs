@@ -34,7 +34,9 @@ mod webhook;
 pub use error::{Error, Result};
 /// What a 1C document changes in an order (only fields that differ are set).
 pub use exchange::import::Update;
-pub use outbox::{idempotency_key, OutboxEntry, OutboxFilter, OutboxState, PUSH_LEDGER_SESSION};
+pub use outbox::{
+    idempotency_key, Handoff, Leased, OutboxEntry, OutboxFilter, OutboxState, PUSH_LEDGER_SESSION,
+};
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use types::{
@@ -311,6 +313,14 @@ pub trait Store: Send + Sync {
     fn enable_outbox(&self, wake: Arc<tokio::sync::Notify>) -> Result<()> {
         let _ = wake;
         Err(outbox_unsupported())
+    }
+
+    /// Hands entries that [`Store::upsert_order`] enqueues to this process's worker through
+    /// `handoff` (see [`Handoff`]) instead of leaving them for [`Store::claim_due`]. A backend
+    /// that does not hand off keeps this default, which does nothing: its entries are claimed.
+    fn enable_outbox_handoff(&self, handoff: Handoff) -> Result<()> {
+        let _ = handoff;
+        Ok(())
     }
 
     /// Leases up to `limit` pending entries due at `now` (not leased, or their lease expired)

@@ -10,9 +10,13 @@
 
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use exchange::domain::Order;
 use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 /// The `session_id` of delivery-ledger rows written by a confirmed push (exchange sessions
 /// start at 1).
@@ -98,6 +102,65 @@ pub struct OutboxEntry {
     pub last_attempt_at: Option<DateTime<Utc>>,
     /// When 1C acknowledged it.
     pub delivered_at: Option<DateTime<Utc>>,
+}
+
+/// The hand-off from the writing transaction to this process's push worker: when it is set
+/// ([`crate::Store::enable_outbox_handoff`]) and one of its slots is free, the transaction of
+/// [`crate::Store::upsert_order`] enqueues the new entry already leased to this process (one
+/// attempt counted) and, after the commit, sends it with the order version it delivers. The
+/// worker then needs neither a claim transaction nor a read of the order. A crash loses nothing:
+/// the entry is in the outbox, and a claim takes it when the lease ends. With no free slot the
+/// entry is enqueued unleased and claimed as usual.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    sender: mpsc::UnboundedSender<Leased>,
+    slots: Arc<Semaphore>,
+    lease: Duration,
+}
+
+/// An entry leased to this process by the transaction that enqueued it, with its order
+/// version. Holds one slot of its [`Handoff`] until dropped.
+#[derive(Debug)]
+pub struct Leased {
+    /// The entry (state pending, one attempt counted, leased until `leased_until`).
+    pub entry: OutboxEntry,
+    /// The order version it delivers, as written.
+    pub order: Order,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl Handoff {
+    /// A hand-off holding at most `slots` entries (sent and not yet dropped by the worker), each
+    /// leased for `lease`; and the receiving end for the worker.
+    pub fn new(slots: usize, lease: Duration) -> (Self, mpsc::UnboundedReceiver<Leased>) {
+        let (sender, receiver) = mpsc::unbounded_channel();
+        let handoff = Self {
+            sender,
+            slots: Arc::new(Semaphore::new(slots)),
+            lease,
+        };
+        (handoff, receiver)
+    }
+
+    /// A free slot, if any (taken before the transaction enqueues).
+    pub(crate) fn reserve(&self) -> Option<OwnedSemaphorePermit> {
+        Arc::clone(&self.slots).try_acquire_owned().ok()
+    }
+
+    /// How long a handed-off entry is leased.
+    pub(crate) fn lease(&self) -> Duration {
+        self.lease
+    }
+
+    /// Sends a leased entry to the worker (after the commit). If the worker is gone, the entry
+    /// stays in the outbox and is claimed when its lease ends.
+    pub(crate) fn send(&self, entry: OutboxEntry, order: Order, slot: OwnedSemaphorePermit) {
+        let _ = self.sender.send(Leased {
+            entry,
+            order,
+            _slot: slot,
+        });
+    }
 }
 
 /// Which entries [`crate::Store::list_outbox`] returns.

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -18,10 +19,12 @@ use sqlx::Row;
 use crate::lookup::{facts_from_row, Column, Resolver, FACT_COLUMNS};
 use crate::switch::Switch;
 use crate::{
-    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
-    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
+    Error, Handoff, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter,
+    OutboxEntry, OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
+    WebhookEvent,
 };
 
+mod group;
 mod outbox;
 mod webhook;
 
@@ -43,6 +46,11 @@ pub struct SqliteStore {
     outbox: Switch,
     /// Webhook events switch (off until [`Store::enable_webhook_events`]).
     webhook: Switch,
+    /// Hand-off of new outbox entries to this process's push worker (none until
+    /// [`Store::enable_outbox_handoff`]).
+    handoff: Arc<RwLock<Option<Handoff>>>,
+    /// Single-order writes waiting for the group commit.
+    writes: group::Writes,
 }
 
 impl SqliteStore {
@@ -91,6 +99,8 @@ impl SqliteStore {
             reader,
             outbox: Switch::default(),
             webhook: Switch::default(),
+            handoff: Arc::default(),
+            writes: group::Writes::default(),
         })
     }
 
@@ -133,8 +143,22 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
+    /// Starts a write transaction. The start runs in a task of its own: sqlx's `begin_with`
+    /// is not cancel-safe (dropped after its `BEGIN` ran, it returns the connection to the pool
+    /// inside a transaction nobody ends, and every later write fails), and a caller's future
+    /// may be dropped at any await (1C disconnects, a timeout). If the caller is gone, the task
+    /// drops the finished transaction, which rolls it back.
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        Ok(self.writer.begin_with("BEGIN IMMEDIATE").await?)
+        let writer = self.writer.clone();
+        tokio::spawn(async move { writer.begin_with("BEGIN IMMEDIATE").await })
+            .await
+            .map_err(|e| Error::Invalid(format!("the transaction start failed: {e}")))?
+            .map_err(Error::from)
+    }
+
+    /// The push worker's hand-off, if it has one.
+    fn handoff(&self) -> Option<Handoff> {
+        self.handoff.read().ok().and_then(|h| h.clone())
     }
 }
 
@@ -935,18 +959,10 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
-        let mut tx = self.begin_write().await?;
-        let outcome = upsert_in(&mut tx, input, now).await?;
-        if matches!(outcome, UpsertOutcome::Unchanged(_)) {
-            tx.rollback().await?;
-        } else {
-            let enqueued = outbox::enqueue(&self.outbox, &mut tx, [&outcome], now).await?;
-            tx.commit().await?;
-            if enqueued {
-                self.outbox.wake();
-            }
+        if input.number.trim().is_empty() {
+            return Err(Error::Invalid("order number is empty".to_owned()));
         }
-        Ok(outcome)
+        self.upsert_grouped(input, now).await
     }
 
     async fn upsert_orders(
@@ -956,11 +972,10 @@ impl Store for SqliteStore {
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
-        let enqueued = outbox::enqueue(&self.outbox, &mut tx, &outcomes, now).await?;
+        // Bulk loads are not handed off: the worker claims them at its own pace.
+        let enqueued = outbox::enqueue(&self.outbox, None, &mut tx, &outcomes, now).await?;
         tx.commit().await?;
-        if enqueued {
-            self.outbox.wake();
-        }
+        enqueued.hand_off(&self.outbox, None);
         Ok(outcomes)
     }
 
@@ -1546,6 +1561,15 @@ impl Store for SqliteStore {
 
     fn enable_outbox(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
         self.outbox.enable("outbox", wake)
+    }
+
+    fn enable_outbox_handoff(&self, handoff: Handoff) -> Result<()> {
+        let mut slot = self
+            .handoff
+            .write()
+            .map_err(|_| Error::Invalid("the outbox hand-off is poisoned".to_owned()))?;
+        *slot = Some(handoff);
+        Ok(())
     }
 
     async fn claim_due(

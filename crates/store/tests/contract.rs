@@ -304,3 +304,35 @@ async fn an_older_database_keeps_its_orders_through_the_body_migration() {
     );
     assert_eq!(after.input.status_code(), "P");
 }
+
+/// A caller that gives up mid-write (a 1C request dropped when 1C disconnects, a timeout) must
+/// not leave the one writer connection inside a transaction: every later write would fail.
+/// Writes are abandoned at every stage (after 0 to 100 turns of the scheduler); then writes
+/// still work and every abandoned write either happened whole or not at all.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_abandoned_mid_way_leave_the_writer_usable() {
+    let (store, _dir) = fresh_sqlite().await;
+    for i in 0..4000u64 {
+        let key = format!("k{i}");
+        let write = store.set_setting_if_absent(&key, "v");
+        let give_up = async {
+            for _ in 0..i % 100 {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::select! {
+            _ = write => {}
+            () = give_up => {}
+        }
+    }
+    store.set_setting("after", "ok").await.unwrap();
+    assert_eq!(
+        store.get_setting("after").await.unwrap().as_deref(),
+        Some("ok")
+    );
+    store.upsert_order(&order("AFTER-1"), at(0)).await.unwrap();
+    for i in 0..4000u64 {
+        let value = store.get_setting(&format!("k{i}")).await.unwrap();
+        assert!(value.is_none() || value.as_deref() == Some("v"));
+    }
+}

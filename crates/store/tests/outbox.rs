@@ -518,3 +518,119 @@ async fn pg_retries_dead_letters_and_requeues() {
     };
     outbox_retries_dead_letters_and_requeues(store.as_ref()).await;
 }
+
+// ----- SQLite: the hand-off and the group commit -----
+
+/// With a hand-off, `upsert_order` enqueues the entry leased to this process and sends it with
+/// the order version; the claims skip it until the lease ends (a crashed worker loses nothing).
+/// With every slot taken, the next entry is enqueued unleased, claimable at once, and the
+/// worker is woken.
+#[tokio::test]
+async fn sqlite_hands_off_leased_entries_while_slots_are_free() {
+    let (store, wake, _dir) = enabled().await;
+    let (handoff, mut leased) = store::Handoff::new(1, LEASE);
+    store.enable_outbox_handoff(handoff).unwrap();
+
+    let written = store.upsert_order(&order("H-1"), at(0)).await.unwrap();
+    let first = leased.try_recv().expect("the entry is handed off");
+    assert_eq!(first.entry.order_number, "H-1");
+    assert_eq!(first.entry.version, 1);
+    assert_eq!(first.entry.attempts, 1);
+    assert_eq!(first.entry.leased_until, Some(at(30)));
+    assert_eq!(first.entry.idempotency_key, "H-1:1");
+    assert_eq!(first.order.id, written.order().id);
+    assert_eq!(first.order.input.number, "H-1");
+    let stored = list(store.as_ref(), None).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0], first.entry);
+    assert!(store.claim_due(at(1), 10, LEASE).await.unwrap().is_empty());
+
+    // The one slot is held by `first`: the next order is left to the claims.
+    let woken = wake.notified();
+    store.upsert_order(&order("H-2"), at(2)).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(5), woken)
+        .await
+        .expect("the worker is woken for an unleased entry");
+    assert!(leased.try_recv().is_err());
+    let claimed = store.claim_due(at(3), 10, LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(claimed[0].order_number, "H-2");
+
+    // Dropping the handed-off entry frees its slot; its lease still runs until it ends.
+    drop(first);
+    store.upsert_order(&order("H-3"), at(4)).await.unwrap();
+    assert_eq!(leased.try_recv().unwrap().entry.order_number, "H-3");
+    let expired = store.claim_due(at(31), 10, LEASE).await.unwrap();
+    assert_eq!(expired.len(), 1);
+    assert_eq!(expired[0].order_number, "H-1");
+    assert_eq!(expired[0].attempts, 2);
+    // Bulk loads are never handed off.
+    store
+        .upsert_orders(&[order("H-4"), order("H-5")], at(5))
+        .await
+        .unwrap();
+    assert!(leased.try_recv().is_err());
+}
+
+/// Concurrent single-order writes share transactions (the group commit) and each caller still
+/// gets the outcome of its own order: creations, changes of an order written twice in a row,
+/// unchanged repeats, and errors, with every version enqueued once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writes_each_get_their_own_outcome() {
+    let (store, _wake, _dir) = enabled().await;
+    let mut tasks = Vec::new();
+    for i in 0..200usize {
+        let store = Arc::clone(&store);
+        tasks.push(tokio::spawn(async move {
+            // Orders G-0..G-99, each written with one line, then with two lines.
+            let n = i % 100;
+            let mut input = order(&format!("G-{n:03}"));
+            if i >= 100 {
+                input.items.push(input.items[0].clone());
+            }
+            let outcome = store.upsert_order(&input, at(0)).await.unwrap();
+            (n, outcome)
+        }));
+    }
+    let mut created = 0;
+    let mut updated = 0;
+    for task in tasks {
+        let (n, outcome) = task.await.unwrap();
+        assert_eq!(outcome.order().input.number, format!("G-{n:03}"));
+        match outcome {
+            store::UpsertOutcome::Created(o) => {
+                created += 1;
+                assert_eq!(o.version, 1);
+            }
+            store::UpsertOutcome::Updated(o) => {
+                updated += 1;
+                assert_eq!(o.version, 2);
+            }
+            store::UpsertOutcome::Unchanged(_) => panic!("nothing was written twice"),
+        }
+    }
+    assert_eq!((created, updated), (100, 100));
+    for n in 0..100 {
+        let o = store
+            .order_by_number(&format!("G-{n:03}"))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(o.version, 2);
+    }
+    assert_eq!(list(store.as_ref(), None).await.len(), 200);
+    // A repeat of the last body is unchanged; a bad order fails alone, beside it.
+    let mut same = order("G-000");
+    same.items.push(same.items[0].clone());
+    store.upsert_order(&same, at(1)).await.unwrap();
+    let blank = order(" ");
+    let (repeat, bad) = tokio::join!(
+        store.upsert_order(&same, at(1)),
+        store.upsert_order(&blank, at(1))
+    );
+    assert!(matches!(
+        repeat.unwrap(),
+        store::UpsertOutcome::Unchanged(_)
+    ));
+    assert!(matches!(bad, Err(Error::Invalid(_))));
+}
