@@ -8,6 +8,12 @@
 #   OBMEN_BENCH_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test bench/exchange.sh
 #                                          # the same on PostgreSQL (a fresh database per N)
 #
+#   OBMEN_BENCH_PERF=DIR bench/exchange.sh 100000
+#                                          # also a CPU profile of the server during `query` and
+#                                          # during `import` (perf record -g, DIR/query-N.data
+#                                          # and DIR/import-N.data; the timings then include
+#                                          # perf's overhead)
+#
 # Output: one markdown table row per N (times in seconds unless marked ms; RSS in MiB) — the
 # format of docs/BENCHMARKS.md. Peak RSS is the server's VmHWM read from /proc after the session.
 set -euo pipefail
@@ -126,6 +132,23 @@ start_server() {
     exit 1
 }
 
+# perf_start NAME / perf_stop: profile the server between them when OBMEN_BENCH_PERF is set.
+PERF_PID=""
+perf_start() {
+    [ -n "${OBMEN_BENCH_PERF:-}" ] || return 0
+    mkdir -p "$OBMEN_BENCH_PERF"
+    perf record -q -e cpu-clock -F 999 -g -p "$SERVER_PID" -o "$OBMEN_BENCH_PERF/$1.data" \
+        >/dev/null 2>&1 &
+    PERF_PID=$!
+    sleep 0.5
+}
+perf_stop() {
+    [ -n "$PERF_PID" ] || return 0
+    kill -INT "$PERF_PID"
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+}
+
 stop_server() {
     kill -TERM "$SERVER_PID"
     wait "$SERVER_PID" 2>/dev/null || true
@@ -178,7 +201,9 @@ for n in "${SIZES[@]}"; do
 
     # The answer goes to /dev/null: writing 700 MB to disk would time the disk, not obmen. The
     # journal says how many orders went out.
+    perf_start "query-$n"
     EXCHANGE_OUT=/dev/null exchange query ""
+    perf_stop
     t_query=$(awk -v ms="$LAST_MS" 'BEGIN { printf "%.3f", ms / 1000 }')
     offered=$(curl -sS -H "Authorization: Bearer bench-token-0123" \
         "http://127.0.0.1:$PORT/api/v1/exchange/sessions" |
@@ -207,6 +232,7 @@ for n in "${SIZES[@]}"; do
     rss_note file
     t_import=0
     steps=0
+    perf_start "import-$n"
     while :; do
         steps=$((steps + 1))
         exchange import "&filename=statuses.xml" >/dev/null
@@ -216,6 +242,7 @@ for n in "${SIZES[@]}"; do
         [ "$first" = progress ] || { echo "import answered $first" >&2; cat "$WORK/reply" >&2; exit 1; }
     done
 
+    perf_stop
     rss_note import
     rss_kb=$(awk '/^VmHWM/ {print $2}' "/proc/$SERVER_PID/status")
     stop_server
