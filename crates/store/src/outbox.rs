@@ -163,6 +163,106 @@ impl Handoff {
     }
 }
 
+/// A backend's hand-off setting, shared by the clones of its handle.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HandoffSlot(Arc<std::sync::RwLock<Option<Handoff>>>);
+
+impl HandoffSlot {
+    /// Sets the hand-off.
+    pub(crate) fn set(&self, handoff: Handoff) -> crate::Result<()> {
+        let mut slot = self
+            .0
+            .write()
+            .map_err(|_| crate::Error::Invalid("the outbox hand-off is poisoned".to_owned()))?;
+        *slot = Some(handoff);
+        Ok(())
+    }
+
+    /// The hand-off, if one is set.
+    pub(crate) fn get(&self) -> Option<Handoff> {
+        self.0.read().ok().and_then(|h| h.clone())
+    }
+}
+
+/// The created and changed orders of `outcomes`, split into those to enqueue unleased and
+/// those leased to this process, each with a free slot of `handoff`.
+pub(crate) fn split_for_handoff<'a>(
+    outcomes: impl IntoIterator<Item = &'a crate::UpsertOutcome>,
+    handoff: Option<&Handoff>,
+) -> (Vec<&'a Order>, Vec<(&'a Order, OwnedSemaphorePermit)>) {
+    let mut plain = Vec::new();
+    let mut leased = Vec::new();
+    for outcome in outcomes {
+        let order = match outcome {
+            crate::UpsertOutcome::Created(order) | crate::UpsertOutcome::Updated(order) => order,
+            crate::UpsertOutcome::Unchanged(_) => continue,
+        };
+        match handoff.and_then(Handoff::reserve) {
+            Some(slot) => leased.push((order, slot)),
+            None => plain.push(order),
+        }
+    }
+    (plain, leased)
+}
+
+/// What a backend's enqueue did: whether unleased entries wait for a claim, and the entries
+/// leased to this process. After the commit, [`Enqueued::hand_off`] wakes the worker and hands
+/// the leased entries over.
+#[derive(Debug, Default)]
+pub(crate) struct Enqueued {
+    pub(crate) wake: bool,
+    pub(crate) leased: Vec<(OutboxEntry, Order, OwnedSemaphorePermit)>,
+}
+
+impl Enqueued {
+    /// Adds the entry `id` just inserted leased for `order` until `until`.
+    pub(crate) fn add_leased(
+        &mut self,
+        id: i64,
+        order: &Order,
+        now: DateTime<Utc>,
+        until: DateTime<Utc>,
+        slot: OwnedSemaphorePermit,
+    ) {
+        let entry = OutboxEntry {
+            id,
+            order_id: order.id,
+            order_number: order.input.number.clone(),
+            version: order.version,
+            idempotency_key: idempotency_key(&order.input.number, order.version),
+            state: OutboxState::Pending,
+            attempts: 1,
+            next_attempt_at: now,
+            leased_until: Some(until),
+            last_error: None,
+            created_at: now,
+            last_attempt_at: Some(now),
+            delivered_at: None,
+        };
+        self.leased.push((entry, order.clone(), slot));
+    }
+
+    /// After the commit: wakes the worker for unleased entries, hands over the leased ones.
+    pub(crate) fn hand_off(self, wake: &crate::switch::Switch, handoff: Option<&Handoff>) {
+        if self.wake {
+            wake.wake();
+        }
+        if let Some(handoff) = handoff {
+            for (entry, order, slot) in self.leased {
+                handoff.send(entry, order, slot);
+            }
+        }
+    }
+}
+
+/// The end of a lease of `lease` taken at `now`.
+pub(crate) fn lease_end(now: DateTime<Utc>, lease: Duration) -> crate::Result<DateTime<Utc>> {
+    chrono::Duration::from_std(lease)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .ok_or_else(|| crate::Error::Invalid(format!("lease {lease:?} too long")))
+}
+
 /// Which entries [`crate::Store::list_outbox`] returns.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxFilter {

@@ -27,10 +27,12 @@ use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRo
 use sqlx::Row;
 
 use crate::lookup::{facts_from_row, Column, Resolver, FACT_COLUMNS};
+use crate::outbox::HandoffSlot;
 use crate::switch::Switch;
 use crate::{
-    Error, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter, OutboxEntry,
-    OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome, WebhookEvent,
+    Error, Handoff, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter,
+    OutboxEntry, OutboxFilter, Result, Session, SessionReport, Store, Update, UpsertOutcome,
+    WebhookEvent,
 };
 
 mod outbox;
@@ -51,6 +53,9 @@ pub struct PgStore {
     outbox: Switch,
     /// Webhook events switch (off until [`Store::enable_webhook_events`]).
     webhook: Switch,
+    /// Hand-off of new outbox entries to this process's push worker (none until
+    /// [`Store::enable_outbox_handoff`]).
+    handoff: HandoffSlot,
 }
 
 impl PgStore {
@@ -69,6 +74,7 @@ impl PgStore {
             pool,
             outbox: Switch::default(),
             webhook: Switch::default(),
+            handoff: HandoffSlot::default(),
         })
     }
 
@@ -721,13 +727,13 @@ fn journal_from_row(row: &PgRow) -> Result<JournalRecord> {
 #[async_trait]
 impl Store for PgStore {
     async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
+        let handoff = self.handoff.get();
         let mut tx = self.begin().await?;
         let mut outcomes = upsert_all(&mut tx, std::slice::from_ref(input), now).await?;
-        let enqueued = outbox::enqueue(&self.outbox, &mut tx, &outcomes, now).await?;
+        let enqueued =
+            outbox::enqueue(&self.outbox, handoff.as_ref(), &mut tx, &outcomes, now).await?;
         tx.commit().await?;
-        if enqueued {
-            self.outbox.wake();
-        }
+        enqueued.hand_off(&self.outbox, handoff.as_ref());
         outcomes
             .pop()
             .ok_or_else(|| Error::Corrupt("an upsert produced no outcome".to_owned()))
@@ -740,11 +746,10 @@ impl Store for PgStore {
     ) -> Result<Vec<UpsertOutcome>> {
         let mut tx = self.begin().await?;
         let outcomes = upsert_all(&mut tx, inputs, now).await?;
-        let enqueued = outbox::enqueue(&self.outbox, &mut tx, &outcomes, now).await?;
+        // Bulk loads are not handed off: the workers claim them at their own pace.
+        let enqueued = outbox::enqueue(&self.outbox, None, &mut tx, &outcomes, now).await?;
         tx.commit().await?;
-        if enqueued {
-            self.outbox.wake();
-        }
+        enqueued.hand_off(&self.outbox, None);
         Ok(outcomes)
     }
 
@@ -1357,6 +1362,10 @@ impl Store for PgStore {
 
     fn enable_outbox(&self, wake: std::sync::Arc<tokio::sync::Notify>) -> Result<()> {
         self.outbox.enable("outbox", wake)
+    }
+
+    fn enable_outbox_handoff(&self, handoff: Handoff) -> Result<()> {
+        self.handoff.set(handoff)
     }
 
     async fn claim_due(

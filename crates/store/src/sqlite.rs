@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::str::FromStr;
-use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +16,7 @@ use sqlx::sqlite::{
 use sqlx::Row;
 
 use crate::lookup::{facts_from_row, Column, Resolver, FACT_COLUMNS};
+use crate::outbox::HandoffSlot;
 use crate::switch::Switch;
 use crate::{
     Error, Handoff, ImportProgress, JournalEntry, JournalRecord, NewSession, OrderFilter,
@@ -48,7 +48,7 @@ pub struct SqliteStore {
     webhook: Switch,
     /// Hand-off of new outbox entries to this process's push worker (none until
     /// [`Store::enable_outbox_handoff`]).
-    handoff: Arc<RwLock<Option<Handoff>>>,
+    handoff: HandoffSlot,
     /// Single-order writes waiting for the group commit.
     writes: group::Writes,
 }
@@ -99,7 +99,7 @@ impl SqliteStore {
             reader,
             outbox: Switch::default(),
             webhook: Switch::default(),
-            handoff: Arc::default(),
+            handoff: HandoffSlot::default(),
             writes: group::Writes::default(),
         })
     }
@@ -158,7 +158,7 @@ impl SqliteStore {
 
     /// The push worker's hand-off, if it has one.
     fn handoff(&self) -> Option<Handoff> {
-        self.handoff.read().ok().and_then(|h| h.clone())
+        self.handoff.get()
     }
 }
 
@@ -1564,12 +1564,7 @@ impl Store for SqliteStore {
     }
 
     fn enable_outbox_handoff(&self, handoff: Handoff) -> Result<()> {
-        let mut slot = self
-            .handoff
-            .write()
-            .map_err(|_| Error::Invalid("the outbox hand-off is poisoned".to_owned()))?;
-        *slot = Some(handoff);
-        Ok(())
+        self.handoff.set(handoff)
     }
 
     async fn claim_due(

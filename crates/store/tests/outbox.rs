@@ -519,15 +519,16 @@ async fn pg_retries_dead_letters_and_requeues() {
     outbox_retries_dead_letters_and_requeues(store.as_ref()).await;
 }
 
-// ----- SQLite: the hand-off and the group commit -----
+// ----- the hand-off (both backends) and the group commit (SQLite) -----
 
 /// With a hand-off, `upsert_order` enqueues the entry leased to this process and sends it with
 /// the order version; the claims skip it until the lease ends (a crashed worker loses nothing).
 /// With every slot taken, the next entry is enqueued unleased, claimable at once, and the
 /// worker is woken.
-#[tokio::test]
-async fn sqlite_hands_off_leased_entries_while_slots_are_free() {
-    let (store, wake, _dir) = enabled().await;
+pub async fn outbox_hands_off_leased_entries_while_slots_are_free(
+    store: &dyn Store,
+    wake: Arc<Notify>,
+) {
     let (handoff, mut leased) = store::Handoff::new(1, LEASE);
     store.enable_outbox_handoff(handoff).unwrap();
 
@@ -540,7 +541,7 @@ async fn sqlite_hands_off_leased_entries_while_slots_are_free() {
     assert_eq!(first.entry.idempotency_key, "H-1:1");
     assert_eq!(first.order.id, written.order().id);
     assert_eq!(first.order.input.number, "H-1");
-    let stored = list(store.as_ref(), None).await;
+    let stored = list(store, None).await;
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0], first.entry);
     assert!(store.claim_due(at(1), 10, LEASE).await.unwrap().is_empty());
@@ -570,6 +571,22 @@ async fn sqlite_hands_off_leased_entries_while_slots_are_free() {
         .await
         .unwrap();
     assert!(leased.try_recv().is_err());
+}
+
+#[tokio::test]
+async fn sqlite_hands_off_leased_entries_while_slots_are_free() {
+    let (store, wake, _dir) = enabled().await;
+    outbox_hands_off_leased_entries_while_slots_are_free(store.as_ref(), wake).await;
+}
+
+#[tokio::test]
+async fn pg_hands_off_leased_entries_while_slots_are_free() {
+    let Some((store, _guard)) = pg::fresh().await else {
+        return;
+    };
+    let wake = Arc::new(Notify::new());
+    store.enable_outbox(Arc::clone(&wake)).unwrap();
+    outbox_hands_off_leased_entries_while_slots_are_free(store.as_ref(), wake).await;
 }
 
 /// Concurrent single-order writes share transactions (the group commit) and each caller still

@@ -5,38 +5,16 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use exchange::domain::Order;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
-use tokio::sync::OwnedSemaphorePermit;
 
 use super::{parse_ts, ts, SqliteStore};
-use crate::outbox::{idempotency_key, Handoff, OutboxEntry, OutboxFilter, OutboxState};
+use crate::outbox::{
+    idempotency_key, lease_end, split_for_handoff, Enqueued, Handoff, OutboxEntry, OutboxFilter,
+    OutboxState,
+};
 use crate::switch::Switch;
 use crate::{Error, Result, UpsertOutcome, PUSH_LEDGER_SESSION};
-
-/// What [`enqueue`] did: whether unleased entries wait for a claim (then call [`Switch::wake`]
-/// after the commit), and the entries leased to this process for its [`Handoff`] (send them
-/// after the commit with [`Enqueued::hand_off`]).
-#[derive(Default)]
-pub(super) struct Enqueued {
-    wake: bool,
-    leased: Vec<(OutboxEntry, Order, OwnedSemaphorePermit)>,
-}
-
-impl Enqueued {
-    /// After the commit: wakes the worker for unleased entries, hands over the leased ones.
-    pub(super) fn hand_off(self, outbox: &Switch, handoff: Option<&Handoff>) {
-        if self.wake {
-            outbox.wake();
-        }
-        if let Some(handoff) = handoff {
-            for (entry, order, slot) in self.leased {
-                handoff.send(entry, order, slot);
-            }
-        }
-    }
-}
 
 /// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
 /// outbox is on. With a `handoff`, as many as it has free slots are enqueued leased to this
@@ -52,18 +30,7 @@ pub(super) async fn enqueue<'a>(
     if !outbox.is_on() {
         return Ok(done);
     }
-    let mut plain = Vec::new();
-    let mut leased = Vec::new();
-    for outcome in outcomes {
-        let order = match outcome {
-            UpsertOutcome::Created(order) | UpsertOutcome::Updated(order) => order,
-            UpsertOutcome::Unchanged(_) => continue,
-        };
-        match handoff.and_then(Handoff::reserve) {
-            Some(slot) => leased.push((order, slot)),
-            None => plain.push(order),
-        }
-    }
+    let (plain, leased) = split_for_handoff(outcomes, handoff);
     let now_text = ts(now);
     for chunk in plain.chunks(ENQUEUE_CHUNK) {
         let values = vec!["(?, ?, ?, ?, 'pending', 0, ?, ?)"; chunk.len()].join(",");
@@ -85,65 +52,46 @@ pub(super) async fn enqueue<'a>(
         q.execute(&mut *conn).await?;
     }
     done.wake = !plain.is_empty();
-    if let (Some(handoff), false) = (handoff, leased.is_empty()) {
-        let until = lease_end(now, handoff.lease())?;
-        let until_text = ts(until);
-        let mut slots = leased.into_iter();
-        loop {
-            let chunk: Vec<_> = slots.by_ref().take(ENQUEUE_CHUNK).collect();
-            if chunk.is_empty() {
-                break;
-            }
-            let values = vec!["(?, ?, ?, ?, 'pending', 1, ?, ?, ?, ?)"; chunk.len()].join(",");
-            let sql = format!(
-                "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
-                     attempts, next_attempt_at, created_at, leased_until, last_attempt_at) \
-                     VALUES {values} ON CONFLICT (order_id, version) DO NOTHING \
-                     RETURNING id, order_id"
-            );
-            let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
-            let keys: Vec<String> = chunk
-                .iter()
-                .map(|(o, _)| idempotency_key(&o.input.number, o.version))
-                .collect();
-            for ((order, _), key) in chunk.iter().zip(&keys) {
-                q = q
-                    .bind(order.id)
-                    .bind(&order.input.number)
-                    .bind(order.version)
-                    .bind(key)
-                    .bind(&now_text)
-                    .bind(&now_text)
-                    .bind(&until_text)
-                    .bind(&now_text);
-            }
-            let ids: HashMap<i64, i64> = q
-                .fetch_all(&mut *conn)
-                .await?
-                .into_iter()
-                .map(|(id, order_id)| (order_id, id))
-                .collect();
-            for ((order, slot), key) in chunk.into_iter().zip(keys) {
-                // An entry that existed already (no new row) is left to the claims.
-                let Some(&id) = ids.get(&order.id) else {
-                    continue;
-                };
-                let entry = OutboxEntry {
-                    id,
-                    order_id: order.id,
-                    order_number: order.input.number.clone(),
-                    version: order.version,
-                    idempotency_key: key,
-                    state: OutboxState::Pending,
-                    attempts: 1,
-                    next_attempt_at: now,
-                    leased_until: Some(until),
-                    last_error: None,
-                    created_at: now,
-                    last_attempt_at: Some(now),
-                    delivered_at: None,
-                };
-                done.leased.push((entry, order.clone(), slot));
+    let Some(handoff) = handoff.filter(|_| !leased.is_empty()) else {
+        return Ok(done);
+    };
+    let until = lease_end(now, handoff.lease())?;
+    let until_text = ts(until);
+    let mut slots = leased.into_iter();
+    loop {
+        let chunk: Vec<_> = slots.by_ref().take(ENQUEUE_CHUNK).collect();
+        if chunk.is_empty() {
+            break;
+        }
+        let values = vec!["(?, ?, ?, ?, 'pending', 1, ?, ?, ?, ?)"; chunk.len()].join(",");
+        let sql = format!(
+            "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
+                 attempts, next_attempt_at, created_at, leased_until, last_attempt_at) \
+                 VALUES {values} ON CONFLICT (order_id, version) DO NOTHING \
+                 RETURNING id, order_id"
+        );
+        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+        for (order, _) in &chunk {
+            q = q
+                .bind(order.id)
+                .bind(&order.input.number)
+                .bind(order.version)
+                .bind(idempotency_key(&order.input.number, order.version))
+                .bind(&now_text)
+                .bind(&now_text)
+                .bind(&until_text)
+                .bind(&now_text);
+        }
+        let ids: HashMap<i64, i64> = q
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .map(|(id, order_id)| (order_id, id))
+            .collect();
+        for (order, slot) in chunk {
+            // An entry that existed already (no new row) is left to the claims.
+            if let Some(&id) = ids.get(&order.id) {
+                done.add_leased(id, order, now, until, slot);
             }
         }
     }
@@ -197,13 +145,6 @@ async fn state_of(conn: &mut SqliteConnection, id: i64) -> Result<OutboxState> {
     state
         .parse()
         .map_err(|_| Error::Corrupt(format!("bad outbox state {state:?}")))
-}
-
-fn lease_end(now: DateTime<Utc>, lease: std::time::Duration) -> Result<DateTime<Utc>> {
-    chrono::Duration::from_std(lease)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .ok_or_else(|| Error::Invalid(format!("lease {lease:?} too long")))
 }
 
 impl SqliteStore {
