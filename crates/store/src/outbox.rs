@@ -186,7 +186,7 @@ impl HandoffSlot {
 
 /// The created and changed orders of `outcomes`, split into those to enqueue unleased and
 /// those leased to this process, each with a free slot of `handoff`.
-pub(crate) fn split_for_handoff<'a>(
+fn split_for_handoff<'a>(
     outcomes: impl IntoIterator<Item = &'a crate::UpsertOutcome>,
     handoff: Option<&Handoff>,
 ) -> (Vec<&'a Order>, Vec<(&'a Order, OwnedSemaphorePermit)>) {
@@ -253,6 +253,58 @@ impl Enqueued {
             }
         }
     }
+}
+
+/// A connection that can insert outbox entries (each backend's, inside an open transaction).
+#[async_trait::async_trait]
+pub(crate) trait InsertEntries: Send {
+    /// Inserts an entry for each of `orders`, leased until `leased_until` (one attempt counted)
+    /// or unleased, skipping versions that have one; returns `(id, order_id)` of the new rows.
+    async fn insert_entries(
+        &mut self,
+        orders: &[&Order],
+        now: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> crate::Result<Vec<(i64, i64)>>;
+}
+
+/// Enqueues the created and updated orders of `outcomes` in the transaction open on `conn`,
+/// when the outbox is on. With a `handoff`, as many as it has free slots are enqueued leased to
+/// this process. Call [`Enqueued::hand_off`] after the commit.
+pub(crate) async fn enqueue<'a>(
+    outbox: &crate::switch::Switch,
+    handoff: Option<&Handoff>,
+    conn: &mut dyn InsertEntries,
+    outcomes: impl IntoIterator<Item = &'a crate::UpsertOutcome>,
+    now: DateTime<Utc>,
+) -> crate::Result<Enqueued> {
+    let mut done = Enqueued::default();
+    if !outbox.is_on() {
+        return Ok(done);
+    }
+    let (plain, leased) = split_for_handoff(outcomes, handoff);
+    if !plain.is_empty() {
+        conn.insert_entries(&plain, now, None).await?;
+        done.wake = true;
+    }
+    let Some(handoff) = handoff.filter(|_| !leased.is_empty()) else {
+        return Ok(done);
+    };
+    let until = lease_end(now, handoff.lease())?;
+    let orders: Vec<&Order> = leased.iter().map(|(o, _)| *o).collect();
+    let ids: std::collections::HashMap<i64, i64> = conn
+        .insert_entries(&orders, now, Some(until))
+        .await?
+        .into_iter()
+        .map(|(id, order_id)| (order_id, id))
+        .collect();
+    for (order, slot) in leased {
+        // An entry that existed already (no new row) is left to the claims.
+        if let Some(&id) = ids.get(&order.id) {
+            done.add_leased(id, order, now, until, slot);
+        }
+    }
+    Ok(done)
 }
 
 /// The end of a lease of `lease` taken at `now`.

@@ -731,7 +731,8 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         let mut outcomes = upsert_all(&mut tx, std::slice::from_ref(input), now).await?;
         let enqueued =
-            outbox::enqueue(&self.outbox, handoff.as_ref(), &mut tx, &outcomes, now).await?;
+            crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, &outcomes, now)
+                .await?;
         tx.commit().await?;
         enqueued.hand_off(&self.outbox, handoff.as_ref());
         outcomes
@@ -747,7 +748,7 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         let outcomes = upsert_all(&mut tx, inputs, now).await?;
         // Bulk loads are not handed off: the workers claim them at their own pace.
-        let enqueued = outbox::enqueue(&self.outbox, None, &mut tx, &outcomes, now).await?;
+        let enqueued = crate::outbox::enqueue(&self.outbox, None, &mut *tx, &outcomes, now).await?;
         tx.commit().await?;
         enqueued.hand_off(&self.outbox, None);
         Ok(outcomes)

@@ -973,7 +973,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
         // Bulk loads are not handed off: the worker claims them at its own pace.
-        let enqueued = outbox::enqueue(&self.outbox, None, &mut tx, &outcomes, now).await?;
+        let enqueued = crate::outbox::enqueue(&self.outbox, None, &mut *tx, &outcomes, now).await?;
         tx.commit().await?;
         enqueued.hand_off(&self.outbox, None);
         Ok(outcomes)

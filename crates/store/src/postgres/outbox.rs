@@ -3,8 +3,6 @@
 //! and a claim never waits for another; a lease that expires (its worker crashed) makes the
 //! entry claimable again.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
 use exchange::domain::Order;
 use sqlx::postgres::{PgConnection, PgRow};
@@ -12,86 +10,47 @@ use sqlx::Row;
 
 use super::PgStore;
 use crate::outbox::{
-    idempotency_key, lease_end, split_for_handoff, Enqueued, Handoff, OutboxEntry, OutboxFilter,
-    OutboxState,
+    idempotency_key, lease_end, InsertEntries, OutboxEntry, OutboxFilter, OutboxState,
 };
-use crate::switch::Switch;
-use crate::{Error, Result, UpsertOutcome, PUSH_LEDGER_SESSION};
+use crate::{Error, Result, PUSH_LEDGER_SESSION};
 
-/// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
-/// outbox is on. With a `handoff`, as many as it has free slots are enqueued leased to this
-/// process.
-pub(super) async fn enqueue<'a>(
-    outbox: &Switch,
-    handoff: Option<&Handoff>,
-    conn: &mut PgConnection,
-    outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
-    now: DateTime<Utc>,
-) -> Result<Enqueued> {
-    let mut done = Enqueued::default();
-    if !outbox.is_on() {
-        return Ok(done);
+#[async_trait::async_trait]
+impl InsertEntries for PgConnection {
+    async fn insert_entries(
+        &mut self,
+        orders: &[&Order],
+        now: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(i64, i64)>> {
+        let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
+        let numbers: Vec<&str> = orders.iter().map(|o| o.input.number.as_str()).collect();
+        let versions: Vec<i64> = orders.iter().map(|o| o.version).collect();
+        let keys: Vec<String> = orders
+            .iter()
+            .map(|o| idempotency_key(&o.input.number, o.version))
+            .collect();
+        let rows = sqlx::query_as::<_, (i64, i64)>(
+            "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
+                 attempts, next_attempt_at, created_at, leased_until, last_attempt_at) \
+                 SELECT u.order_id, u.order_number, u.version, u.idempotency_key, 'pending', \
+                        CASE WHEN $6::timestamptz IS NULL THEN 0 ELSE 1 END, $5, $5, $6, \
+                        CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE $5 END \
+                 FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY \
+                      AS u(order_id, order_number, version, idempotency_key, n) \
+                 ORDER BY u.n \
+                 ON CONFLICT (order_id, version) DO NOTHING \
+                 RETURNING id, order_id",
+        )
+        .bind(&ids)
+        .bind(&numbers)
+        .bind(&versions)
+        .bind(&keys)
+        .bind(now)
+        .bind(leased_until)
+        .fetch_all(&mut *self)
+        .await?;
+        Ok(rows)
     }
-    let (plain, leased) = split_for_handoff(outcomes, handoff);
-    if !plain.is_empty() {
-        insert(conn, &plain, now, None).await?;
-        done.wake = true;
-    }
-    let Some(handoff) = handoff.filter(|_| !leased.is_empty()) else {
-        return Ok(done);
-    };
-    let until = lease_end(now, handoff.lease())?;
-    let orders: Vec<&Order> = leased.iter().map(|(o, _)| *o).collect();
-    let ids: HashMap<i64, i64> = insert(conn, &orders, now, Some(until))
-        .await?
-        .into_iter()
-        .map(|(id, order_id)| (order_id, id))
-        .collect();
-    for (order, slot) in leased {
-        // An entry that existed already (no new row) is left to the claims.
-        if let Some(&id) = ids.get(&order.id) {
-            done.add_leased(id, order, now, until, slot);
-        }
-    }
-    Ok(done)
-}
-
-/// Inserts an entry for each of `orders`, leased until `leased_until` (one attempt counted) or
-/// unleased; returns `(id, order_id)` of the rows inserted.
-async fn insert(
-    conn: &mut PgConnection,
-    orders: &[&Order],
-    now: DateTime<Utc>,
-    leased_until: Option<DateTime<Utc>>,
-) -> Result<Vec<(i64, i64)>> {
-    let ids: Vec<i64> = orders.iter().map(|o| o.id).collect();
-    let numbers: Vec<&str> = orders.iter().map(|o| o.input.number.as_str()).collect();
-    let versions: Vec<i64> = orders.iter().map(|o| o.version).collect();
-    let keys: Vec<String> = orders
-        .iter()
-        .map(|o| idempotency_key(&o.input.number, o.version))
-        .collect();
-    let rows = sqlx::query_as::<_, (i64, i64)>(
-        "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
-             attempts, next_attempt_at, created_at, leased_until, last_attempt_at) \
-             SELECT u.order_id, u.order_number, u.version, u.idempotency_key, 'pending', \
-                    CASE WHEN $6::timestamptz IS NULL THEN 0 ELSE 1 END, $5, $5, $6, \
-                    CASE WHEN $6::timestamptz IS NULL THEN NULL ELSE $5 END \
-             FROM UNNEST($1::bigint[], $2::text[], $3::bigint[], $4::text[]) WITH ORDINALITY \
-                  AS u(order_id, order_number, version, idempotency_key, n) \
-             ORDER BY u.n \
-             ON CONFLICT (order_id, version) DO NOTHING \
-             RETURNING id, order_id",
-    )
-    .bind(&ids)
-    .bind(&numbers)
-    .bind(&versions)
-    .bind(&keys)
-    .bind(now)
-    .bind(leased_until)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows)
 }
 
 const COLUMNS: &str = "outbox.id, outbox.order_id, outbox.order_number, outbox.version, \

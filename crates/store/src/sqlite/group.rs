@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use exchange::domain::OrderInput;
 use tokio::sync::oneshot;
 
-use super::{outbox, upsert_batch, upsert_in, SqliteStore};
+use super::{upsert_batch, upsert_in, SqliteStore};
 use crate::{Error, Result, UpsertOutcome};
 
 /// Most orders written in one shared transaction.
@@ -127,7 +127,8 @@ impl SqliteStore {
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
         let enqueued =
-            outbox::enqueue(&self.outbox, handoff.as_ref(), &mut tx, &outcomes, now).await?;
+            crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, &outcomes, now)
+                .await?;
         tx.commit().await?;
         enqueued.hand_off(&self.outbox, handoff.as_ref());
         Ok(outcomes)
@@ -146,7 +147,8 @@ impl SqliteStore {
             tx.rollback().await?;
         } else {
             let enqueued =
-                outbox::enqueue(&self.outbox, handoff.as_ref(), &mut tx, [&outcome], now).await?;
+                crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, [&outcome], now)
+                    .await?;
             tx.commit().await?;
             enqueued.hand_off(&self.outbox, handoff.as_ref());
         }

@@ -2,103 +2,60 @@
 //! (`BEGIN IMMEDIATE`), so a lease taken with `UPDATE … RETURNING` is exclusive; a lease that
 //! expires (its worker crashed) makes the entry claimable again.
 
-use std::collections::HashMap;
-
 use chrono::{DateTime, Utc};
+use exchange::domain::Order;
 use sqlx::sqlite::{SqliteConnection, SqliteRow};
 use sqlx::Row;
 
 use super::{parse_ts, ts, SqliteStore};
 use crate::outbox::{
-    idempotency_key, lease_end, split_for_handoff, Enqueued, Handoff, OutboxEntry, OutboxFilter,
-    OutboxState,
+    idempotency_key, lease_end, InsertEntries, OutboxEntry, OutboxFilter, OutboxState,
 };
-use crate::switch::Switch;
-use crate::{Error, Result, UpsertOutcome, PUSH_LEDGER_SESSION};
+use crate::{Error, Result, PUSH_LEDGER_SESSION};
 
-/// Enqueues the created and updated orders of `outcomes` in the open transaction, when the
-/// outbox is on. With a `handoff`, as many as it has free slots are enqueued leased to this
-/// process.
-pub(super) async fn enqueue<'a>(
-    outbox: &Switch,
-    handoff: Option<&Handoff>,
-    conn: &mut SqliteConnection,
-    outcomes: impl IntoIterator<Item = &'a UpsertOutcome>,
-    now: DateTime<Utc>,
-) -> Result<Enqueued> {
-    let mut done = Enqueued::default();
-    if !outbox.is_on() {
-        return Ok(done);
-    }
-    let (plain, leased) = split_for_handoff(outcomes, handoff);
-    let now_text = ts(now);
-    for chunk in plain.chunks(ENQUEUE_CHUNK) {
-        let values = vec!["(?, ?, ?, ?, 'pending', 0, ?, ?)"; chunk.len()].join(",");
-        let sql = format!(
-            "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
-                 attempts, next_attempt_at, created_at) VALUES {values} \
-                 ON CONFLICT (order_id, version) DO NOTHING"
-        );
-        let mut q = sqlx::query(&sql);
-        for order in chunk {
-            q = q
-                .bind(order.id)
-                .bind(&order.input.number)
-                .bind(order.version)
-                .bind(idempotency_key(&order.input.number, order.version))
-                .bind(&now_text)
-                .bind(&now_text);
-        }
-        q.execute(&mut *conn).await?;
-    }
-    done.wake = !plain.is_empty();
-    let Some(handoff) = handoff.filter(|_| !leased.is_empty()) else {
-        return Ok(done);
-    };
-    let until = lease_end(now, handoff.lease())?;
-    let until_text = ts(until);
-    let mut slots = leased.into_iter();
-    loop {
-        let chunk: Vec<_> = slots.by_ref().take(ENQUEUE_CHUNK).collect();
-        if chunk.is_empty() {
-            break;
-        }
-        let values = vec!["(?, ?, ?, ?, 'pending', 1, ?, ?, ?, ?)"; chunk.len()].join(",");
-        let sql = format!(
-            "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
-                 attempts, next_attempt_at, created_at, leased_until, last_attempt_at) \
-                 VALUES {values} ON CONFLICT (order_id, version) DO NOTHING \
-                 RETURNING id, order_id"
-        );
-        let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
-        for (order, _) in &chunk {
-            q = q
-                .bind(order.id)
-                .bind(&order.input.number)
-                .bind(order.version)
-                .bind(idempotency_key(&order.input.number, order.version))
-                .bind(&now_text)
-                .bind(&now_text)
-                .bind(&until_text)
-                .bind(&now_text);
-        }
-        let ids: HashMap<i64, i64> = q
-            .fetch_all(&mut *conn)
-            .await?
-            .into_iter()
-            .map(|(id, order_id)| (order_id, id))
-            .collect();
-        for (order, slot) in chunk {
-            // An entry that existed already (no new row) is left to the claims.
-            if let Some(&id) = ids.get(&order.id) {
-                done.add_leased(id, order, now, until, slot);
+#[async_trait::async_trait]
+impl InsertEntries for SqliteConnection {
+    async fn insert_entries(
+        &mut self,
+        orders: &[&Order],
+        now: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<(i64, i64)>> {
+        let now_text = ts(now);
+        let until_text = leased_until.map(ts);
+        let (attempts, attempted) = match leased_until {
+            Some(_) => (1, Some(now_text.as_str())),
+            None => (0, None),
+        };
+        let mut inserted = Vec::with_capacity(orders.len());
+        for chunk in orders.chunks(ENQUEUE_CHUNK) {
+            let values = vec!["(?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?)"; chunk.len()].join(",");
+            let sql = format!(
+                "INSERT INTO outbox (order_id, order_number, version, idempotency_key, state, \
+                     attempts, next_attempt_at, created_at, leased_until, last_attempt_at) \
+                     VALUES {values} ON CONFLICT (order_id, version) DO NOTHING \
+                     RETURNING id, order_id"
+            );
+            let mut q = sqlx::query_as::<_, (i64, i64)>(&sql);
+            for order in chunk {
+                q = q
+                    .bind(order.id)
+                    .bind(&order.input.number)
+                    .bind(order.version)
+                    .bind(idempotency_key(&order.input.number, order.version))
+                    .bind(attempts)
+                    .bind(&now_text)
+                    .bind(&now_text)
+                    .bind(until_text.as_deref())
+                    .bind(attempted);
             }
+            inserted.extend(q.fetch_all(&mut *self).await?);
         }
+        Ok(inserted)
     }
-    Ok(done)
 }
 
-/// Rows per multi-row INSERT of [`enqueue`] (6 parameters a row).
+/// Rows per multi-row INSERT of `insert_entries` (9 parameters a row).
 const ENQUEUE_CHUNK: usize = 500;
 
 /// Acknowledgements per statement of `outbox_mark_delivered_many` (at most 5 parameters a row).
