@@ -913,7 +913,11 @@ impl<R: Read> Reader<R> {
     /// are skipped.
     fn text_into(&mut self, out: &mut String) -> Result<()> {
         if self.lx.text_then_end() {
+            // The queued `End` is the next event: take it here instead of in `text_rest`.
             self.append_text(out)?;
+            self.lx.take_pending_end();
+            trim_end(out);
+            return Ok(());
         }
         self.text_rest(out)
     }
@@ -928,13 +932,7 @@ impl<R: Read> Reader<R> {
                 Event::Eof => return Err(self.eof()),
             }
         }
-        // XML whitespace is ASCII, and no byte of a multi-byte UTF-8 character is ASCII.
-        let len = out
-            .as_bytes()
-            .iter()
-            .rposition(|&b| !is_xml_ws(b))
-            .map_or(0, |k| k + 1);
-        out.truncate(len);
+        trim_end(out);
         Ok(())
     }
 
@@ -964,22 +962,27 @@ impl<R: Read> Reader<R> {
 
     fn decimal(&mut self, tag: Tag) -> Result<Option<rust_decimal::Decimal>> {
         let mark = self.lx.mark_offset();
-        let mut s = std::mem::take(&mut self.scratch);
-        s.clear();
         // `<Сумма>123.45</Сумма>`: parsed straight from the lexer's buffer. The plain form
         // holds no reference, whitespace or separator other than '.', so decoding, trimming
         // and `parse_decimal` would give the same.
-        let mut plain = None;
-        if self.lx.text_then_end() {
-            plain = parse_plain_decimal(self.lx.text().0);
-            if plain.is_none() {
-                self.append_text(&mut s)?;
+        let one_run = self.lx.text_then_end();
+        if one_run {
+            if let Some(d) = parse_plain_decimal(self.lx.text().0) {
+                self.lx.take_pending_end();
+                return Ok(Some(d));
             }
         }
-        self.text_rest(&mut s)?;
-        let parsed = match (plain, self.decimal_separator) {
-            (Some(d), _) => Ok(Some(d)),
-            (None, Some(sep)) if s.contains(sep) => parse_decimal(&s.replace(sep, ".")),
+        let mut s = std::mem::take(&mut self.scratch);
+        s.clear();
+        if one_run {
+            self.append_text(&mut s)?;
+            self.lx.take_pending_end();
+            trim_end(&mut s);
+        } else {
+            self.text_rest(&mut s)?;
+        }
+        let parsed = match self.decimal_separator {
+            Some(sep) if s.contains(sep) => parse_decimal(&s.replace(sep, ".")),
             _ => parse_decimal(&s),
         };
         self.scratch = s;
@@ -1448,33 +1451,36 @@ impl<R: Read> Reader<R> {
         attributes?;
         let mut text = String::new();
         let mut has_children = false;
+        // `<БазоваяЕдиница …>шт</БазоваяЕдиница>`: the end tag is taken here.
         if self.lx.text_then_end() {
             self.append_text(&mut text)?;
-        }
-        loop {
-            match self.lx.next()? {
-                Event::Text => self.append_text(&mut text)?,
-                Event::End => break,
-                Event::Start => {
-                    has_children = true;
-                    let tag = self.tags.get(self.lx.name());
-                    let slot = match tag {
-                        Tag::Id => &mut u.id,
-                        Tag::UnitCode => &mut u.code,
-                        Tag::UnitFullName => &mut u.full_name,
-                        Tag::UnitShortName => &mut u.short_name,
-                        Tag::UnitInternational => &mut u.international,
-                        _ => {
-                            self.skip()?;
-                            continue;
+            self.lx.take_pending_end();
+        } else {
+            loop {
+                match self.lx.next()? {
+                    Event::Text => self.append_text(&mut text)?,
+                    Event::End => break,
+                    Event::Start => {
+                        has_children = true;
+                        let tag = self.tags.get(self.lx.name());
+                        let slot = match tag {
+                            Tag::Id => &mut u.id,
+                            Tag::UnitCode => &mut u.code,
+                            Tag::UnitFullName => &mut u.full_name,
+                            Tag::UnitShortName => &mut u.short_name,
+                            Tag::UnitInternational => &mut u.international,
+                            _ => {
+                                self.skip()?;
+                                continue;
+                            }
+                        };
+                        let s = self.string()?;
+                        if slot.is_none() {
+                            *slot = Some(s);
                         }
-                    };
-                    let s = self.string()?;
-                    if slot.is_none() {
-                        *slot = Some(s);
                     }
+                    Event::Eof => return Err(self.eof()),
                 }
-                Event::Eof => return Err(self.eof()),
             }
         }
         let len = text.trim_end_matches(is_xml_ws_char).len();
@@ -1512,6 +1518,18 @@ fn decimal_separator(format: &str) -> Option<char> {
     let at = format.find(key)?;
     let c = format[at + key.len()..].chars().next()?;
     (c != '.' && c != ',' && c != ';' && !c.is_whitespace() && !c.is_ascii_digit()).then_some(c)
+}
+
+/// Drops trailing XML whitespace. (XML whitespace is ASCII, and no byte of a multi-byte UTF-8
+/// character is ASCII.)
+#[inline]
+fn trim_end(out: &mut String) {
+    let len = out
+        .as_bytes()
+        .iter()
+        .rposition(|&b| !is_xml_ws(b))
+        .map_or(0, |k| k + 1);
+    out.truncate(len);
 }
 
 fn is_xml_ws(b: u8) -> bool {

@@ -536,3 +536,108 @@ fn cdata_and_text_with_the_same_bytes_keep_their_own_values() {
         }
     }
 }
+
+/// Reads everything with `options`: the root and items, or the first error as text (message
+/// with position and path).
+fn read_outcome(input: impl std::io::Read, options: commerceml::read::ReadOptions) -> String {
+    let mut reader = match Reader::with_options(input, options) {
+        Ok(r) => r,
+        Err(e) => return format!("error: {e} {e:?}"),
+    };
+    let mut items = Vec::new();
+    loop {
+        match reader.next_item() {
+            Ok(Some(item)) => items.push(item),
+            Ok(None) => return format!("{:?} {items:?}", reader.root()),
+            Err(e) => return format!("error: {e} {e:?}"),
+        }
+    }
+}
+
+/// Start tags with attributes, valid and not, inside a document (units with attributes, an
+/// unknown element kept as a tree) and on the root: the one-pass path over a tag already in
+/// the buffer gives what the general path gives (reading one byte at a time never has a whole
+/// tag in the buffer, so it always takes the general path) — same values, same errors.
+#[test]
+fn start_tags_with_attributes_read_the_same_whole_and_byte_by_byte() {
+    use commerceml::read::{Limits, ReadOptions};
+    use std::io::Read;
+    let tags = [
+        r#"x="1""#,
+        r#"x = '1'  y="2"/"#,
+        r#"x="1" "#,
+        "\n\tx=\"1\"\n\ty='2'\n",
+        r#"x="1"/ "#,
+        r#"x="1" / "#,
+        r#"x="1"y="2""#,
+        r#"x="1" x="2""#,
+        r#"x"#,
+        r#"x=1"#,
+        r#"x="1" y"#,
+        r#"x="1" ="2""#,
+        r#"1x="1""#,
+        r#"-x="1""#,
+        r#":x="1""#,
+        r#"p:x="1" q:y="2""#,
+        r#"x="<""#,
+        r#"x="a>b" y='"'"#,
+        r#"x="unterminated"#,
+        r#"x"="1""#,
+        r#"x/="1""#,
+        r#"x>="1""#,
+        r#"Ид="₽" Код="796""#,
+        r#"Код="796" НаименованиеПолное="Штука" МеждународноеСокращение="PCE""#,
+        r#"Код=" 796 " НаименованиеПолное="Шт&amp;ука""#,
+        r#"Код="7&bogus;""#,
+        r#"a="1" b="2" c="3""#,
+        r#"a="12345" b="1""#,
+    ];
+    let limits = [
+        Limits::default(),
+        Limits::default().with_max_attributes(2),
+        Limits::default().with_max_attribute_len(4),
+    ];
+    for attrs in tags {
+        for close in [">шт</БазоваяЕдиница>", "/>"] {
+            let unit = format!("<{} {attrs}{close}", t::BASE_UNIT);
+            let other = format!(
+                "<Прочее {attrs}{}",
+                close.replace("БазоваяЕдиница", "Прочее")
+            );
+            let doc = format!(
+                "<{root} {ver}=\"2.05\"><{d}><{lines}><{line}>{unit}</{line}></{lines}>{other}</{d}></{root}>",
+                root = t::ROOT,
+                ver = t::ATTR_SCHEMA_VERSION,
+                d = t::DOCUMENT,
+                lines = t::LINES,
+                line = t::LINE,
+            );
+            let on_root = format!("<{} {attrs}><{d}/></{}>", t::ROOT, t::ROOT, d = t::DOCUMENT);
+            for xml in [doc, on_root] {
+                for enc in [encoding_rs::UTF_8, encoding_rs::WINDOWS_1251] {
+                    // The reader looks at the first 64 KiB to detect the encoding: a comment
+                    // moves the tags past that.
+                    let decl = format!(
+                        "<?xml version=\"1.0\" encoding=\"{}\"?><!--{}-->",
+                        enc.name(),
+                        " ".repeat(70 << 10)
+                    );
+                    let bytes = enc.encode(&format!("{decl}{xml}")).0.into_owned();
+                    for l in &limits {
+                        let whole = read_outcome(&bytes[..], ReadOptions::with_limits(l.clone()));
+                        // `decl` is ASCII: as long encoded as it is here.
+                        let (head, tail) = bytes.split_at(decl.len());
+                        let trickle = read_outcome(
+                            head.chain(Trickle {
+                                data: tail,
+                                step: 1,
+                            }),
+                            ReadOptions::with_limits(l.clone()),
+                        );
+                        assert_eq!(whole, trickle, "{xml} in {} with {l:?}", enc.name());
+                    }
+                }
+            }
+        }
+    }
+}

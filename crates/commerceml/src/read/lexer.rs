@@ -130,7 +130,10 @@ const NAME_STOP: u8 = 1;
 /// `NAME_CLASS` bit: the byte cannot occur in a name (as [`BAD_NAME_BYTE`]).
 const NAME_BAD: u8 = 2;
 
-/// Per byte: [`NAME_STOP`] and [`NAME_BAD`] bits.
+/// `NAME_CLASS` bit: `=`, which ends an attribute name.
+const NAME_EQ: u8 = 4;
+
+/// Per byte: [`NAME_STOP`], [`NAME_BAD`] and [`NAME_EQ`] bits.
 static NAME_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
@@ -146,8 +149,46 @@ static NAME_CLASS: [u8; 256] = {
         t[stop[k] as usize] |= NAME_STOP;
         k += 1;
     }
+    t[b'=' as usize] |= NAME_EQ;
     t
 };
+
+/// Scans a name in `hay` from `i` up to the first byte with a `stop` bit in [`NAME_CLASS`]
+/// (or the end of `hay`). Returns that index, the union of the classes of the name's bytes
+/// and the index of its last `:`.
+#[inline(always)]
+fn scan_name(hay: &[u8], mut i: usize, stop: u8) -> (usize, u8, Option<usize>) {
+    let mut colon = None;
+    let mut class = 0u8;
+    while let Some(&b) = hay.get(i) {
+        if b >= 0x80 {
+            // Non-ASCII bytes never end a name or make it invalid; skip them eight at a
+            // time (Cyrillic names are all such bytes in windows-1251 and UTF-8).
+            i += 1;
+            while let Some(w) = hay.get(i..i + 8) {
+                // A failed conversion (impossible) reads as ASCII: the byte loop decides.
+                let ascii =
+                    !u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) & 0x8080_8080_8080_8080;
+                if ascii != 0 {
+                    i += (ascii.trailing_zeros() / 8) as usize;
+                    break;
+                }
+                i += 8;
+            }
+            continue;
+        }
+        let c = NAME_CLASS[usize::from(b)];
+        if c & stop != 0 {
+            break;
+        }
+        if b == b':' {
+            colon = Some(i);
+        }
+        class |= c;
+        i += 1;
+    }
+    (i, class, colon)
+}
 
 /// Start of the local name in `name[from..]` (after the last `:`).
 fn local_start(name: &[u8], from: usize) -> usize {
@@ -540,6 +581,16 @@ impl<R: Read> Lexer<R> {
         true
     }
 
+    /// Takes the `End` queued by [`Lexer::text_then_end`] (or by a self-closing tag) as
+    /// [`Lexer::next`] would return it next.
+    #[inline]
+    pub(crate) fn take_pending_end(&mut self) {
+        if self.pending_end {
+            self.pending_end = false;
+            self.pop();
+        }
+    }
+
     /// Length of the text run at `pos` (up to the next `<` or the end of the input).
     fn scan_text(&mut self, start: u64) -> Result<usize, Error> {
         if let Some(len) = find_lt_near(&self.buf[self.pos..self.end]) {
@@ -744,40 +795,17 @@ impl<R: Read> Lexer<R> {
         // Fast path for the common `<name>` and `<name/>`: scan the name up to the first byte
         // that can end it; when that is `>` or `/>` (inside the buffer), the tag is complete
         // and has no attributes, so `scan_tag` would find the same `>`.
-        let mut i = p + 1;
-        let mut colon = None;
-        let mut class = 0u8;
         let hay = &self.buf[..self.end];
-        while let Some(&b) = hay.get(i) {
-            if b >= 0x80 {
-                // Non-ASCII bytes never end a name or make it invalid; skip them eight at a
-                // time (Cyrillic names are all such bytes in windows-1251 and UTF-8).
-                i += 1;
-                while let Some(w) = hay.get(i..i + 8) {
-                    // A failed conversion (impossible) reads as ASCII: the byte loop decides.
-                    let ascii =
-                        !u64::from_le_bytes(w.try_into().unwrap_or([0; 8])) & 0x8080_8080_8080_8080;
-                    if ascii != 0 {
-                        i += (ascii.trailing_zeros() / 8) as usize;
-                        break;
-                    }
-                    i += 8;
-                }
-                continue;
-            }
-            let c = NAME_CLASS[usize::from(b)];
-            if c & NAME_STOP != 0 {
-                break;
-            }
-            if b == b':' {
-                colon = Some(i);
-            }
-            class |= c;
-            i += 1;
-        }
+        let (mut i, class, mut colon) = scan_name(hay, p + 1, NAME_STOP);
+        let mut attrs_done = false;
         let fast = match self.buf[i.min(self.end)..self.end] {
             [b'>', ..] => Some((i - p, false)),
             [b'/', b'>', ..] => Some((i + 1 - p, true)),
+            [b, ..] if is_ws(b) => {
+                let fast = self.attributes_fast(p, i);
+                attrs_done = fast.is_some();
+                fast
+            }
             _ => None,
         };
         let mut bad = class & NAME_BAD != 0;
@@ -822,7 +850,9 @@ impl<R: Read> Lexer<R> {
         }
         let local = colon.map_or(qname.start, |c| c + 1);
         self.name = local..qname.end;
-        if i < content_end {
+        if attrs_done {
+            // `attributes_fast` has read them.
+        } else if i < content_end {
             self.parse_attributes(i, content_end, start)?;
         } else {
             self.attrs.clear();
@@ -835,6 +865,93 @@ impl<R: Read> Lexer<R> {
         self.pos += gt + 1;
         self.pending_end = self_closing;
         Ok(Event::Start)
+    }
+
+    /// The common start tag with attributes in one pass: the tag at `p`, whose name ends at
+    /// the whitespace byte at `i`, is complete in the buffer and valid within the limits.
+    /// Fills `attrs` and returns the index of its `>` (relative to `p`) and whether it is
+    /// self-closing. `None` for anything else (an error, a tag not yet in the buffer, an
+    /// unusual form): `scan_tag` and `parse_attributes` then decide, as they do for every
+    /// tag this accepts, with the same result.
+    fn attributes_fast(&mut self, p: usize, mut i: usize) -> Option<(usize, bool)> {
+        let buf = &self.buf[..self.end];
+        let limits = &self.limits;
+        let max_run = limits.max_name_len + WHITESPACE_SLACK;
+        // Start of the current stretch outside quotes, as `scan_tag` measures it.
+        let mut run_start = p + 1;
+        self.attrs.clear();
+        loop {
+            let ws_start = i;
+            while is_ws(*buf.get(i)?) {
+                i += 1;
+            }
+            match buf[i] {
+                b'>' if i - run_start <= max_run => return Some((i - p, false)),
+                b'/' if buf.get(i + 1) == Some(&b'>') && i + 1 - run_start <= max_run => {
+                    return Some((i + 1 - p, true))
+                }
+                _ => {}
+            }
+            if i == ws_start {
+                return None;
+            }
+            let ns = i;
+            let (end, class, colon) = scan_name(buf, ns, NAME_STOP | NAME_EQ);
+            i = end;
+            // A stop byte other than `=` and whitespace (`>`, `/`, a quote) is invalid in a
+            // name; the general path reports it.
+            let first = buf[ns];
+            if i == ns
+                || !matches!(*buf.get(i)?, b'=' | b' ' | b'\t' | b'\n' | b'\r')
+                || class & NAME_BAD != 0
+                || i - ns > limits.max_name_len
+                || first.is_ascii_digit()
+                || matches!(first, b'-' | b'.' | b':')
+            {
+                return None;
+            }
+            let qname = ns..i;
+            while is_ws(*buf.get(i)?) {
+                i += 1;
+            }
+            if buf[i] != b'=' {
+                return None;
+            }
+            i += 1;
+            while is_ws(*buf.get(i)?) {
+                i += 1;
+            }
+            let q = buf[i];
+            if !matches!(q, b'"' | b'\'') || i - run_start > max_run {
+                return None;
+            }
+            i += 1;
+            let k = buf[i..].iter().position(|&b| b == q)?;
+            let value = i..i + k;
+            i += k + 1;
+            run_start = i;
+            if k > limits.max_attribute_len
+                || buf[value.clone()].contains(&b'<')
+                || self.attrs.len() >= limits.max_attributes
+            {
+                return None;
+            }
+            let name = &buf[qname.clone()];
+            if self
+                .attrs
+                .iter()
+                .any(|a| same_bytes(&buf[a.qname.clone()], name))
+            {
+                return None;
+            }
+            self.attrs.push(Attr {
+                qname,
+                local: colon.map_or(ns, |c| c + 1),
+                value,
+            });
+            // Next: `>` or `/>`, or whitespace and another attribute (the top of the loop
+            // checks both).
+        }
     }
 
     #[inline(never)]
