@@ -692,17 +692,16 @@ impl<R: Read> Reader<R> {
         else {
             return self.push_decoded(raw, at, entity_at, refs, out);
         };
-        let slot = cache.slot(raw);
-        if same_bytes(&slot.0, raw) {
-            reserve_for(out, slot.1.len());
-            out.push_str(&slot.1);
-            return Ok(());
-        }
+        let set = match cache.get(raw) {
+            Ok(value) => {
+                reserve_for(out, value.len());
+                out.push_str(value);
+                return Ok(());
+            }
+            Err(set) => set,
+        };
         self.push_decoded(raw, at, entity_at, refs, out)?;
-        slot.0.clear();
-        slot.0.extend_from_slice(raw);
-        slot.1.clear();
-        slot.1.push_str(out);
+        cache.insert(set, raw, out);
         Ok(())
     }
 
@@ -904,9 +903,52 @@ impl<R: Read> Reader<R> {
 
     /// The trimmed text of the current element; child elements are skipped.
     fn string(&mut self) -> Result<String> {
+        if self.lx.text_then_end() {
+            if let Some(s) = self.one_run_plain()? {
+                self.lx.take_pending_end();
+                return Ok(s);
+            }
+            let mut out = String::new();
+            self.append_text(&mut out)?;
+            self.lx.take_pending_end();
+            trim_end(&mut out);
+            return Ok(out);
+        }
         let mut out = String::new();
-        self.text_into(&mut out)?;
+        self.text_rest(&mut out)?;
         Ok(out)
+    }
+
+    /// The common case of [`Reader::string`] after [`Lexer::text_then_end`]: a text run
+    /// without references, CR, tab, LF or leading and trailing spaces, which is the value as
+    /// it is, decoded (through the value cache when it is not ASCII). `None` for any other
+    /// run: [`Reader::append_text`] then does the general work, with the same result.
+    #[inline]
+    fn one_run_plain(&mut self) -> Result<Option<String>> {
+        let (raw, _) = self.lx.text();
+        let (Some(&first), Some(&last)) = (raw.first(), raw.last()) else {
+            return Ok(Some(String::new()));
+        };
+        let class = value_class(raw);
+        if class & (CLASS_AMP | CLASS_CR | CLASS_TAB_LF) != 0 || first == b' ' || last == b' ' {
+            return Ok(None);
+        }
+        if class & CLASS_HIGH == 0 {
+            // ASCII: valid UTF-8 as it is.
+            return Ok(std::str::from_utf8(raw).ok().map(str::to_owned));
+        }
+        if raw.len() > VALUE_CACHE_MAX_LEN {
+            return Ok(None);
+        }
+        let set = match self.cache.get(raw) {
+            Ok(value) => return Ok(Some(value.clone())),
+            Err(set) => set,
+        };
+        let at = self.lx.text_offset();
+        let mut out = String::new();
+        self.push_decoded(raw, at, at, false, &mut out)?;
+        self.cache.insert(set, self.lx.text().0, &out);
+        Ok(Some(out))
     }
 
     /// Appends the trimmed text of the current element to the empty `out`; child elements
@@ -1672,39 +1714,85 @@ fn reserve_for(out: &mut String, n: usize) {
 /// Values up to this many bytes go through the [`ValueCache`].
 const VALUE_CACHE_MAX_LEN: usize = 64;
 
-/// Slots of the [`ValueCache`] (a power of two).
-const VALUE_CACHE_SLOTS: usize = 1024;
+/// Slots of the [`ValueCache`]: sets of two.
+const VALUE_CACHE_SLOTS: usize = 2 * VALUE_CACHE_SETS;
 
-/// The last decoded value per hash slot: order files repeat the same short non-ASCII values
-/// in every order (requisite names, units, roles, operations, statuses), and a lookup is much
-/// cheaper than decoding (windows-1251) or validating (UTF-8) them again. Direct mapped,
-/// a fixed number of slots of at most [`VALUE_CACHE_MAX_LEN`] bytes each, so its memory does
-/// not depend on the input.
+/// Sets of the [`ValueCache`] (a power of two).
+const VALUE_CACHE_SETS: usize = 512;
+
+/// The last decoded values per hash: order files repeat the same short non-ASCII values in
+/// every order (requisite names, units, roles, operations, statuses), and a lookup is much
+/// cheaper than decoding (windows-1251) or validating (UTF-8) them again. Two-way set
+/// associative (two values of the same hash both stay), a fixed number of slots of at most
+/// [`VALUE_CACHE_MAX_LEN`] bytes each, so its memory does not depend on the input.
 #[derive(Default)]
 struct ValueCache {
-    /// Raw bytes and the value they gave (decoded, references replaced).
+    /// Raw bytes and the value they gave (decoded, references replaced); the two slots of a
+    /// set are `2k` (the newer) and `2k + 1`.
     slots: Vec<(Vec<u8>, String)>,
 }
 
 impl ValueCache {
-    fn slot(&mut self, raw: &[u8]) -> &mut (Vec<u8>, String) {
+    /// The value cached for `raw`, or the first slot of its set to [`ValueCache::insert`]
+    /// it into.
+    #[inline]
+    fn get(&mut self, raw: &[u8]) -> std::result::Result<&String, usize> {
+        let set = self.set(raw);
+        let (newer, older) = match self.slots.get(set..set + 2) {
+            Some([a, b]) => (a, b),
+            _ => return Err(set),
+        };
+        if same_bytes(&newer.0, raw) {
+            Ok(&newer.1)
+        } else if same_bytes(&older.0, raw) {
+            Ok(&older.1)
+        } else {
+            Err(set)
+        }
+    }
+
+    /// Caches `value` for `raw` in the set from [`ValueCache::get`], as its newer entry; the
+    /// newer one before becomes the older one, the older one is dropped.
+    fn insert(&mut self, set: usize, raw: &[u8], value: &str) {
+        if let Some([newer, older]) = self.slots.get_mut(set..set + 2) {
+            std::mem::swap(newer, older);
+            newer.0.clear();
+            newer.0.extend_from_slice(raw);
+            newer.1.clear();
+            newer.1.push_str(value);
+        }
+    }
+
+    /// The first slot of the set of `raw` (the slots are made on first use).
+    #[inline]
+    fn set(&mut self, raw: &[u8]) -> usize {
         const K: u64 = 0x517C_C1B7_2722_0A95;
         if self.slots.is_empty() {
             self.slots.resize_with(VALUE_CACHE_SLOTS, Default::default);
         }
-        let mut h = raw.len() as u64;
-        let mut blocks = raw.chunks_exact(8);
-        for block in &mut blocks {
-            let w = u64::from_le_bytes(block.try_into().unwrap_or([0; 8]));
-            h = (h.rotate_left(5) ^ w).wrapping_mul(K);
+        let word = |i: usize| {
+            raw.get(i..i + 8)
+                .and_then(|w| <[u8; 8]>::try_from(w).ok())
+                .map_or(0, u64::from_le_bytes)
+        };
+        let n = raw.len();
+        let mut h = n as u64;
+        if n >= 8 {
+            // Whole words, the last one overlapping the one before.
+            let mut i = 0;
+            while i + 8 < n {
+                h = (h.rotate_left(5) ^ word(i)).wrapping_mul(K);
+                i += 8;
+            }
+            h = (h.rotate_left(5) ^ word(n - 8)).wrapping_mul(K);
+        } else {
+            let last = raw
+                .iter()
+                .rev()
+                .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+            h = (h.rotate_left(5) ^ last).wrapping_mul(K);
         }
-        let last = blocks
-            .remainder()
-            .iter()
-            .rev()
-            .fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-        h = (h.rotate_left(5) ^ last).wrapping_mul(K);
-        let i = (h >> 32) as usize & (VALUE_CACHE_SLOTS - 1);
-        &mut self.slots[i]
+        // The top bits of the product depend on every bit of the input.
+        (h >> (64 - VALUE_CACHE_SETS.trailing_zeros())) as usize * 2
     }
 }
