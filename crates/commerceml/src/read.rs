@@ -275,7 +275,8 @@ fn name_words(name: &[u8]) -> (u64, u64) {
 #[inline]
 fn tag_hash(n: usize, (head, tail): (u64, u64)) -> usize {
     let h = (head ^ tail.rotate_left(29) ^ (n as u64)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (h >> 40) as usize & (TAG_SLOTS - 1)
+    // The top bits of the product depend on every bit of the input.
+    (h >> (64 - TAG_SLOTS.trailing_zeros())) as usize
 }
 
 impl TagTable {

@@ -873,6 +873,7 @@ impl<R: Read> Lexer<R> {
     /// self-closing. `None` for anything else (an error, a tag not yet in the buffer, an
     /// unusual form): `scan_tag` and `parse_attributes` then decide, as they do for every
     /// tag this accepts, with the same result.
+    #[inline(never)]
     fn attributes_fast(&mut self, p: usize, mut i: usize) -> Option<(usize, bool)> {
         let buf = &self.buf[..self.end];
         let limits = &self.limits;
