@@ -641,3 +641,47 @@ fn start_tags_with_attributes_read_the_same_whole_and_byte_by_byte() {
         }
     }
 }
+
+/// Names of open elements whose start tags have left the reader's buffer still give the
+/// element path and end-tag checks, in both encodings.
+#[test]
+fn open_elements_far_behind_keep_their_names() {
+    let filler = format!("<!--{}-->", "x".repeat(300 << 10));
+    let xml = format!(
+        "<{root} {ver}=\"2.05\"><{d}><{lines}><{line}>{filler}<{id}>1</{id}>{filler}</{lines}></{d}></{root}>",
+        root = t::ROOT,
+        ver = t::ATTR_SCHEMA_VERSION,
+        d = t::DOCUMENT,
+        lines = t::LINES,
+        line = t::LINE,
+        id = t::ID,
+    );
+    for enc in [encoding_rs::UTF_8, encoding_rs::WINDOWS_1251] {
+        let decl = format!("<?xml version=\"1.0\" encoding=\"{}\"?>", enc.name());
+        let bytes = enc.encode(&format!("{decl}{xml}")).0.into_owned();
+        for step in [bytes.len(), 4093] {
+            let err = read_all(Trickle { data: &bytes, step }).expect_err("mismatched end tag");
+            let text = err.to_string();
+            assert!(
+                text.contains(&format!(
+                    "/{}/{}/{}/{}",
+                    t::ROOT,
+                    t::DOCUMENT,
+                    t::LINES,
+                    t::LINE
+                )),
+                "{} step {step}: {text}",
+                enc.name()
+            );
+            assert!(
+                text.contains(&format!(
+                    "</{}> does not match the open element <{}>",
+                    t::LINES,
+                    t::LINE
+                )),
+                "{} step {step}: {text}",
+                enc.name()
+            );
+        }
+    }
+}

@@ -48,6 +48,15 @@ pub(crate) struct Attr {
     pub value: Range<usize>,
 }
 
+/// An open element: where its qualified name is, in `buf` (its start tag is still in the
+/// buffer; most elements close before the buffer slides) or in `stack`.
+#[derive(Debug, Clone, Copy)]
+struct Open {
+    start: usize,
+    end: usize,
+    in_buf: bool,
+}
+
 /// A place in the input: byte offset, line and column.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Mark {
@@ -85,9 +94,12 @@ pub(crate) struct Lexer<R> {
     /// Absolute offset of the first byte of that line.
     line_start: u64,
     limits: Limits,
-    /// Qualified names of the open elements, concatenated.
+    /// The open elements, innermost last.
+    open: Vec<Open>,
+    /// Qualified names of open elements whose start tags have left the buffer, concatenated
+    /// (a prefix of `open`: `fill` moves every name still in the buffer here before it drops
+    /// the bytes before `pos`).
     stack: Vec<u8>,
-    stack_ends: Vec<usize>,
     pending_end: bool,
     root_seen: bool,
     /// Where the last start tag began; its line and column are counted lazily (`mark_line`).
@@ -217,8 +229,8 @@ impl<R: Read> Lexer<R> {
             line: 1,
             line_start: start_offset,
             limits,
+            open: Vec::with_capacity(16),
             stack: Vec::with_capacity(256),
-            stack_ends: Vec::with_capacity(16),
             pending_end: false,
             root_seen: false,
             mark_offset: 0,
@@ -245,13 +257,14 @@ impl<R: Read> Lexer<R> {
 
     /// Qualified name of the innermost open element.
     pub(crate) fn qname(&self) -> &[u8] {
-        let end = self.stack_ends.last().copied().unwrap_or(0);
-        let start = self
-            .stack_ends
-            .len()
-            .checked_sub(2)
-            .map_or(0, |k| self.stack_ends[k]);
-        &self.stack[start..end]
+        self.open.last().map_or(&[], |&o| self.open_name(o))
+    }
+
+    /// The qualified name of an open element.
+    #[inline]
+    fn open_name(&self, o: Open) -> &[u8] {
+        let names = if o.in_buf { &self.buf } else { &self.stack };
+        &names[o.start..o.end]
     }
 
     /// Absolute offset where the current `Text` token starts.
@@ -306,14 +319,10 @@ impl<R: Read> Lexer<R> {
     /// The path of open elements, `/A/B/C`.
     pub(crate) fn path(&self) -> String {
         let mut out = String::new();
-        let mut start = 0;
-        for &end in &self.stack_ends {
+        for &o in &self.open {
             out.push('/');
-            let (s, _) = self
-                .encoding
-                .decode_without_bom_handling(&self.stack[start..end]);
+            let (s, _) = self.encoding.decode_without_bom_handling(self.open_name(o));
             out.push_str(&s);
-            start = end;
         }
         out
     }
@@ -423,6 +432,16 @@ impl<R: Read> Lexer<R> {
                 self.mark_line = Some(self.mark_at(self.mark_offset));
             }
             self.count_lines_to(self.here());
+            // The names of open elements are before `pos`: keep them.
+            for o in self.open.iter_mut().filter(|o| o.in_buf) {
+                let start = self.stack.len();
+                self.stack.extend_from_slice(&self.buf[o.start..o.end]);
+                *o = Open {
+                    start,
+                    end: self.stack.len(),
+                    in_buf: false,
+                };
+            }
             self.buf.copy_within(self.pos..self.end, 0);
             self.end -= self.pos;
             self.base += self.pos as u64;
@@ -479,7 +498,7 @@ impl<R: Read> Lexer<R> {
         }
         loop {
             if self.pos == self.end && !self.fill()? {
-                if !self.stack_ends.is_empty() {
+                if !self.open.is_empty() {
                     return Err(self.eof_error());
                 }
                 return Ok(Event::Eof);
@@ -488,12 +507,12 @@ impl<R: Read> Lexer<R> {
                 let start = self.here();
                 let len = self.scan_text(start)?;
                 let r = self.pos..self.pos + len;
-                if r.end == self.end && self.eof && !self.stack_ends.is_empty() {
+                if r.end == self.end && self.eof && !self.open.is_empty() {
                     // The input ends inside an element (maybe inside a character).
                     return Err(self.eof_error());
                 }
                 self.pos += len;
-                if self.stack_ends.is_empty() {
+                if self.open.is_empty() {
                     if !self.buf[r].iter().all(|&b| is_ws(b)) {
                         return Err(self.syntax(start, "text outside the root element"));
                     }
@@ -529,10 +548,13 @@ impl<R: Read> Lexer<R> {
         }
     }
 
+    #[inline]
     fn pop(&mut self) {
-        self.stack_ends.pop();
-        let len = self.stack_ends.last().copied().unwrap_or(0);
-        self.stack.truncate(len);
+        if let Some(o) = self.open.pop() {
+            if !o.in_buf {
+                self.stack.truncate(o.start);
+            }
+        }
     }
 
     /// When the bytes at the read position are a text run (maybe empty) and the end tag of
@@ -545,15 +567,10 @@ impl<R: Read> Lexer<R> {
         if self.pending_end {
             return false;
         }
-        let Some(&top_end) = self.stack_ends.last() else {
+        let Some(&top) = self.open.last() else {
             return false;
         };
-        let top_start = self
-            .stack_ends
-            .len()
-            .checked_sub(2)
-            .map_or(0, |k| self.stack_ends[k]);
-        let n = top_end - top_start;
+        let n = top.end - top.start;
         let hay = &self.buf[self.pos..self.end];
         let lt = match find_lt_near(hay) {
             Some(lt) => lt,
@@ -568,10 +585,7 @@ impl<R: Read> Lexer<R> {
         let Some(tag) = hay.get(lt + 1..lt + 3 + n) else {
             return false;
         };
-        if tag[0] != b'/'
-            || tag[n + 1] != b'>'
-            || !same_bytes(&tag[1..=n], &self.stack[top_start..top_end])
-        {
+        if tag[0] != b'/' || tag[n + 1] != b'>' || !same_bytes(&tag[1..=n], self.open_name(top)) {
             return false;
         }
         self.text = self.pos..self.pos + lt;
@@ -660,7 +674,7 @@ impl<R: Read> Lexer<R> {
         }
         if head.starts_with(b"<![CDATA[") {
             let n = self.scan_for(b"]]>", 9, self.limits.max_text_len, "text length", start)?;
-            if self.stack_ends.is_empty() {
+            if self.open.is_empty() {
                 return Err(self.syntax(start, "CDATA outside the root element"));
             }
             self.text = self.pos + 9..self.pos + n;
@@ -842,10 +856,10 @@ impl<R: Read> Lexer<R> {
         if first.is_ascii_digit() || first == b'-' || first == b'.' {
             self.check_name(qname.clone(), start, "element")?;
         }
-        if self.stack_ends.is_empty() && self.root_seen {
+        if self.open.is_empty() && self.root_seen {
             return Err(self.syntax(start, "content after the root element"));
         }
-        if self.stack_ends.len() >= self.limits.max_depth {
+        if self.open.len() >= self.limits.max_depth {
             return Err(self.limit(start, "nesting depth", self.limits.max_depth));
         }
         let local = colon.map_or(qname.start, |c| c + 1);
@@ -859,8 +873,11 @@ impl<R: Read> Lexer<R> {
         }
         self.mark_offset = start;
         self.mark_line = None;
-        self.stack.extend_from_slice(&self.buf[qname]);
-        self.stack_ends.push(self.stack.len());
+        self.open.push(Open {
+            start: qname.start,
+            end: qname.end,
+            in_buf: true,
+        });
         self.root_seen = true;
         self.pos += gt + 1;
         self.pending_end = self_closing;
@@ -1029,16 +1046,11 @@ impl<R: Read> Lexer<R> {
 
     fn end_tag(&mut self) -> Result<Event, Error> {
         // Fast path: `</name>` with exactly the name of the open element, inside the buffer.
-        if let Some(&top_end) = self.stack_ends.last() {
-            let top_start = self
-                .stack_ends
-                .len()
-                .checked_sub(2)
-                .map_or(0, |k| self.stack_ends[k]);
-            let n = top_end - top_start;
+        if let Some(&top) = self.open.last() {
+            let n = top.end - top.start;
             let p = self.pos;
             if let Some(tag) = self.buf[..self.end].get(p + 2..p + 3 + n) {
-                if tag[n] == b'>' && same_bytes(&tag[..n], &self.stack[top_start..top_end]) {
+                if tag[n] == b'>' && same_bytes(&tag[..n], self.open_name(top)) {
                     self.pop();
                     self.pos = p + 3 + n;
                     return Ok(Event::End);
@@ -1057,19 +1069,14 @@ impl<R: Read> Lexer<R> {
             e -= 1;
         }
         let name = &self.buf[p + 2..e];
-        let Some(&top_end) = self.stack_ends.last() else {
+        let Some(&top) = self.open.last() else {
             return Err(self.syntax(start, "end tag without a start tag"));
         };
-        let top_start = self
-            .stack_ends
-            .len()
-            .checked_sub(2)
-            .map_or(0, |k| self.stack_ends[k]);
-        if name != &self.stack[top_start..top_end] {
+        if name != self.open_name(top) {
             let (found, _) = self.encoding.decode_without_bom_handling(name);
             let (open, _) = self
                 .encoding
-                .decode_without_bom_handling(&self.stack[top_start..top_end]);
+                .decode_without_bom_handling(self.open_name(top));
             return Err(self.syntax(
                 start,
                 format!("end tag </{found}> does not match the open element <{open}>"),
