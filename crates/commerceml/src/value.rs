@@ -122,24 +122,24 @@ pub(crate) fn parse_plain_decimal(s: &[u8]) -> Option<Decimal> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
+    // At most 19 bytes: the wrapping arithmetic only wraps for 19 digits, which are refused
+    // below.
     let mut mantissa: i64 = 0;
-    let mut count = 0u32;
-    let mut scale = None;
+    let mut dot = None;
     for (i, &b) in digits.iter().enumerate() {
-        match b {
-            b'0'..=b'9' => {
-                if count == 18 {
-                    return None;
-                }
-                mantissa = mantissa * 10 + i64::from(b - b'0');
-                count += 1;
-            }
-            b'.' if scale.is_none() && i > 0 && i + 1 < digits.len() => {
-                scale = Some(digits.len() - i - 1);
-            }
-            _ => return None,
+        let d = b.wrapping_sub(b'0');
+        if d < 10 {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(i64::from(d));
+        } else if b == b'.' && dot.is_none() && i > 0 && i + 1 < digits.len() {
+            dot = Some(i);
+        } else {
+            return None;
         }
     }
+    if digits.len() - usize::from(dot.is_some()) > 18 {
+        return None;
+    }
+    let scale = dot.map(|i| digits.len() - i - 1);
     if negative && mantissa == 0 {
         return None;
     }
@@ -264,6 +264,8 @@ mod tests {
             "0.00000000000000001",
             "10",
             "1234567.89",
+            "12345678901234567.8",
+            "-1.23456789012345678",
         ] {
             let fast = parse_plain_decimal(s.as_bytes()).unwrap_or_else(|| panic!("{s}"));
             let std = Decimal::from_str(s).unwrap();
@@ -286,6 +288,8 @@ mod tests {
             "+1",
             "1e5",
             "9999999999999999999",
+            "-9999999999999999999",
+            "1234567890123456789",
             "1 000",
         ] {
             assert!(parse_plain_decimal(s.as_bytes()).is_none(), "{s}");
