@@ -1474,11 +1474,12 @@ impl<R: Read> Reader<R> {
                 _ => continue,
             };
             let value = self.attr_value_with(a, Some(&mut *cache))?;
-            let trimmed = value.trim_matches(is_xml_ws_char);
-            *slot = Some(if trimmed.len() == value.len() {
-                value
-            } else {
-                trimmed.to_owned()
+            let edges = (value.bytes().next(), value.bytes().next_back());
+            *slot = Some(match edges {
+                (Some(first), Some(last)) if is_xml_ws(first) || is_xml_ws(last) => {
+                    value.trim_matches(is_xml_ws_char).to_owned()
+                }
+                _ => value,
             });
         }
         Ok(())

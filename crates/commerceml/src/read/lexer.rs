@@ -585,7 +585,8 @@ impl<R: Read> Lexer<R> {
         let Some(tag) = hay.get(lt + 1..lt + 3 + n) else {
             return false;
         };
-        if tag[0] != b'/' || tag[n + 1] != b'>' || !same_bytes(&tag[1..=n], self.open_name(top)) {
+        if tag[0] != b'/' || tag[n + 1] != b'>' || !same_bytes(&tag[1..n + 1], self.open_name(top))
+        {
             return false;
         }
         self.text = self.pos..self.pos + lt;
@@ -944,12 +945,13 @@ impl<R: Read> Lexer<R> {
                 return None;
             }
             i += 1;
-            let k = buf[i..].iter().position(|&b| b == q)?;
+            // Up to the closing quote; a `<` before it is an error the general path reports.
+            let k = buf[i..].iter().position(|&b| b == q || b == b'<')?;
             let value = i..i + k;
             i += k + 1;
             run_start = i;
-            if k > limits.max_attribute_len
-                || buf[value.clone()].contains(&b'<')
+            if buf[value.end] != q
+                || k > limits.max_attribute_len
                 || self.attrs.len() >= limits.max_attributes
             {
                 return None;
