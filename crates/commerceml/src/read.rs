@@ -116,6 +116,10 @@ impl ReadOptions {
     }
 }
 
+/// The reader keeps its vector for collecting lines up to this capacity (so its memory
+/// does not grow with the largest document read).
+const MAX_REUSED_LINES: usize = 64;
+
 /// How deep `ПодчиненныйДокумент` may nest before the rest is kept as generic elements.
 const MAX_SUBORDINATE_NESTING: usize = 8;
 
@@ -345,6 +349,8 @@ pub struct Reader<R> {
     values: Values,
     /// Reused for values parsed rather than kept (decimals, booleans).
     scratch: String,
+    /// Reused for the lines of a document (empty between documents).
+    lines: Vec<Line>,
     /// Recently decoded non-ASCII values.
     cache: ValueCache,
     /// The encoding of the input.
@@ -390,6 +396,7 @@ impl<R: Read> Reader<R> {
             codec,
             values: Values::new(codec),
             scratch: String::new(),
+            lines: Vec::new(),
             cache: ValueCache::default(),
             encoding: detected.encoding,
             declared: detected.declared,
@@ -1139,7 +1146,14 @@ impl<R: Read> Reader<R> {
                 Tag::Counterparties => {
                     while let Some(tag) = self.next_child()? {
                         match tag {
-                            Tag::Counterparty => d.counterparties.push(self.counterparty()?),
+                            Tag::Counterparty => {
+                                let c = self.counterparty()?;
+                                // Usually the only one: no room for four (2.6 KB).
+                                if d.counterparties.capacity() == 0 {
+                                    d.counterparties.reserve_exact(1);
+                                }
+                                d.counterparties.push(c);
+                            }
                             _ => self.skip()?,
                         }
                     }
@@ -1169,11 +1183,22 @@ impl<R: Read> Reader<R> {
                     }
                 }
                 Tag::Lines => {
+                    // Lines are large (over 500 bytes): collected in a reused vector, then
+                    // moved into one allocation of the right size instead of growing one.
+                    let mut lines = std::mem::take(&mut self.lines);
+                    lines.clear();
                     while let Some(tag) = self.next_child()? {
                         match tag {
-                            Tag::Line => d.lines.push(self.line()?),
+                            Tag::Line => lines.push(self.line()?),
                             _ => self.skip()?,
                         }
+                    }
+                    if d.lines.is_empty() {
+                        d.lines.reserve_exact(lines.len());
+                    }
+                    d.lines.append(&mut lines);
+                    if lines.capacity() <= MAX_REUSED_LINES {
+                        self.lines = lines;
                     }
                 }
                 Tag::Requisites => self.requisites(&mut d.requisites)?,
