@@ -1776,7 +1776,10 @@ fn push_ascii(out: &mut String, ascii: &[u8]) {
 /// Makes room for `n` more bytes: exactly when `out` is empty (a value is usually one text
 /// run, so its string is allocated once at its final size), amortized otherwise.
 fn reserve_for(out: &mut String, n: usize) {
-    if out.is_empty() {
+    if out.capacity() == 0 {
+        // A new string: allocated directly (cheaper than growing an empty one).
+        *out = String::with_capacity(n);
+    } else if out.is_empty() {
         out.reserve_exact(n);
     } else {
         out.reserve(n);

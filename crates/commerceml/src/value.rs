@@ -122,24 +122,27 @@ pub(crate) fn parse_plain_decimal(s: &[u8]) -> Option<Decimal> {
     if digits.is_empty() || digits.len() > 19 {
         return None;
     }
-    // At most 19 bytes: the wrapping arithmetic only wraps for 19 digits, which are refused
-    // below.
-    let mut mantissa: i64 = 0;
-    let mut dot = None;
-    for (i, &b) in digits.iter().enumerate() {
-        let d = b.wrapping_sub(b'0');
-        if d < 10 {
-            mantissa = mantissa.wrapping_mul(10).wrapping_add(i64::from(d));
-        } else if b == b'.' && dot.is_none() && i > 0 && i + 1 < digits.len() {
-            dot = Some(i);
-        } else {
-            return None;
-        }
-    }
-    if digits.len() - usize::from(dot.is_some()) > 18 {
+    let (int, frac) = match digits.iter().position(|&b| b == b'.') {
+        Some(k) => (&digits[..k], &digits[k + 1..]),
+        None => (digits, &[][..]),
+    };
+    // A '.' needs digits on both sides; at most 18 digits fit an i64 without overflow.
+    let dot = int.len() < digits.len();
+    if int.is_empty() || (dot && frac.is_empty()) || int.len() + frac.len() > 18 {
         return None;
     }
-    let scale = dot.map(|i| digits.len() - i - 1);
+    let mut mantissa: i64 = 0;
+    for part in [int, frac] {
+        for &b in part {
+            // A second '.' is not a digit either.
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            mantissa = mantissa * 10 + i64::from(d);
+        }
+    }
+    let scale = dot.then_some(frac.len());
     if negative && mantissa == 0 {
         return None;
     }
