@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use exchange::domain::{Order, OrderFacts, OrderInput};
 
 mod error;
+mod group;
 mod lookup;
 mod outbox;
 mod postgres;

@@ -56,6 +56,8 @@ pub struct PgStore {
     /// Hand-off of new outbox entries to this process's push worker (none until
     /// [`Store::enable_outbox_handoff`]).
     handoff: HandoffSlot,
+    /// Single-order writes waiting for the group commit.
+    writes: crate::group::Writes,
 }
 
 impl PgStore {
@@ -75,6 +77,7 @@ impl PgStore {
             outbox: Switch::default(),
             webhook: Switch::default(),
             handoff: HandoffSlot::default(),
+            writes: crate::group::Writes::default(),
         })
     }
 
@@ -725,19 +728,39 @@ fn journal_from_row(row: &PgRow) -> Result<JournalRecord> {
 }
 
 #[async_trait]
-impl Store for PgStore {
-    async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
+impl crate::group::GroupWriter for PgStore {
+    fn writes(&self) -> &crate::group::Writes {
+        &self.writes
+    }
+
+    async fn upsert_together(
+        &self,
+        inputs: &[OrderInput],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<UpsertOutcome>> {
         let handoff = self.handoff.get();
         let mut tx = self.begin().await?;
-        let mut outcomes = upsert_all(&mut tx, std::slice::from_ref(input), now).await?;
+        let outcomes = upsert_all(&mut tx, inputs, now).await?;
         let enqueued =
             crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, &outcomes, now)
                 .await?;
         tx.commit().await?;
         enqueued.hand_off(&self.outbox, handoff.as_ref());
-        outcomes
+        Ok(outcomes)
+    }
+
+    async fn upsert_alone(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
+        self.upsert_together(std::slice::from_ref(input), now)
+            .await?
             .pop()
             .ok_or_else(|| Error::Corrupt("an upsert produced no outcome".to_owned()))
+    }
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
+        crate::group::upsert_grouped(self, input, now).await
     }
 
     async fn upsert_orders(

@@ -50,7 +50,7 @@ pub struct SqliteStore {
     /// [`Store::enable_outbox_handoff`]).
     handoff: HandoffSlot,
     /// Single-order writes waiting for the group commit.
-    writes: group::Writes,
+    writes: crate::group::Writes,
 }
 
 impl SqliteStore {
@@ -100,7 +100,7 @@ impl SqliteStore {
             outbox: Switch::default(),
             webhook: Switch::default(),
             handoff: HandoffSlot::default(),
-            writes: group::Writes::default(),
+            writes: crate::group::Writes::default(),
         })
     }
 
@@ -959,10 +959,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn upsert_order(&self, input: &OrderInput, now: DateTime<Utc>) -> Result<UpsertOutcome> {
-        if input.number.trim().is_empty() {
-            return Err(Error::Invalid("order number is empty".to_owned()));
-        }
-        self.upsert_grouped(input, now).await
+        crate::group::upsert_grouped(self, input, now).await
     }
 
     async fn upsert_orders(

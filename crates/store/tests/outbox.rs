@@ -519,7 +519,7 @@ async fn pg_retries_dead_letters_and_requeues() {
     outbox_retries_dead_letters_and_requeues(store.as_ref()).await;
 }
 
-// ----- the hand-off (both backends) and the group commit (SQLite) -----
+// ----- the hand-off and the group commit -----
 
 /// With a hand-off, `upsert_order` enqueues the entry leased to this process and sends it with
 /// the order version; the claims skip it until the lease ends (a crashed worker loses nothing).
@@ -592,9 +592,7 @@ async fn pg_hands_off_leased_entries_while_slots_are_free() {
 /// Concurrent single-order writes share transactions (the group commit) and each caller still
 /// gets the outcome of its own order: creations, changes of an order written twice in a row,
 /// unchanged repeats, and errors, with every version enqueued once.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sqlite_concurrent_writes_each_get_their_own_outcome() {
-    let (store, _wake, _dir) = enabled().await;
+pub async fn outbox_concurrent_writes_each_get_their_own_outcome(store: Arc<dyn Store>) {
     let mut tasks = Vec::new();
     for i in 0..200usize {
         let store = Arc::clone(&store);
@@ -650,4 +648,18 @@ async fn sqlite_concurrent_writes_each_get_their_own_outcome() {
         store::UpsertOutcome::Unchanged(_)
     ));
     assert!(matches!(bad, Err(Error::Invalid(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_concurrent_writes_each_get_their_own_outcome() {
+    let (store, _wake, _dir) = enabled().await;
+    outbox_concurrent_writes_each_get_their_own_outcome(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_concurrent_writes_each_get_their_own_outcome() {
+    let Some((store, _guard)) = pg_enabled().await else {
+        return;
+    };
+    outbox_concurrent_writes_each_get_their_own_outcome(store).await;
 }
