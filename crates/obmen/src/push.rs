@@ -312,7 +312,7 @@ impl Pusher {
                     if self.lease_left(&handed.entry) {
                         let me = Arc::clone(&self);
                         in_flight.spawn(async move {
-                            let outcome = me.push(&handed.entry, &handed.order).await;
+                            let outcome = me.deliver_handed(&handed.entry, &handed.order).await;
                             (handed.entry, outcome)
                         });
                     }
@@ -358,24 +358,56 @@ impl Pusher {
 
     /// One attempt for a claimed entry; records the result in the outbox.
     pub async fn deliver(&self, entry: &OutboxEntry) -> anyhow::Result<Outcome> {
-        let Some(order) = self.store.order_by_id(entry.order_id).await? else {
-            self.store
-                .mark_dead(entry.id, "the order no longer exists")
-                .await?;
-            return Ok(Outcome::GaveUp);
-        };
-        if order.version != entry.version {
-            // A newer version has its own entry; the next claim makes this one obsolete.
-            self.store
-                .mark_retry(
-                    entry.id,
-                    self.clock.now(),
-                    &format!("superseded by version {}", order.version),
-                )
-                .await?;
-            return Ok(Outcome::Skipped);
+        let order = self.store.order_by_id(entry.order_id).await?;
+        if let Some(outcome) = self.stale(entry, order.as_ref().map(|o| o.version)).await? {
+            return Ok(outcome);
         }
+        let order = order.context("the order vanished")?;
         self.push(entry, &order).await
+    }
+
+    /// One attempt for an entry handed off with its order: pushed unless a newer version of
+    /// the order was written since (by this or another process).
+    async fn deliver_handed(
+        &self,
+        entry: &OutboxEntry,
+        order: &exchange::domain::Order,
+    ) -> anyhow::Result<Outcome> {
+        let current = self.store.order_version(entry.order_id).await?;
+        if let Some(outcome) = self.stale(entry, current).await? {
+            return Ok(outcome);
+        }
+        self.push(entry, order).await
+    }
+
+    /// Settles an entry whose order is gone or has moved past its version (`current` is the
+    /// order's version now), so 1C never receives an older version after a newer one was
+    /// written; `None` when the entry is current.
+    async fn stale(
+        &self,
+        entry: &OutboxEntry,
+        current: Option<i64>,
+    ) -> anyhow::Result<Option<Outcome>> {
+        match current {
+            None => {
+                self.store
+                    .mark_dead(entry.id, "the order no longer exists")
+                    .await?;
+                Ok(Some(Outcome::GaveUp))
+            }
+            Some(version) if version != entry.version => {
+                // A newer version has its own entry; the next claim makes this one obsolete.
+                self.store
+                    .mark_retry(
+                        entry.id,
+                        self.clock.now(),
+                        &format!("superseded by version {version}"),
+                    )
+                    .await?;
+                Ok(Some(Outcome::Skipped))
+            }
+            Some(_) => Ok(None),
+        }
     }
 
     /// One attempt to push `order`, the version of the leased `entry`; records the result.
@@ -720,5 +752,85 @@ pub async fn retry(
         }
         Err(store::Error::NotFound) => anyhow::bail!("no outbox entry {id}"),
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use exchange::clock::SystemClock;
+    use exchange::domain::OrderInput;
+    use onec_emulator::service::{self, ServiceOptions};
+
+    fn order(number: &str, quantity: u32) -> OrderInput {
+        serde_json::from_value(serde_json::json!({
+            "number": number,
+            "customer": {"type": "person", "name": "Ivan"},
+            "items": [{"name": "Kettle", "quantity": quantity, "price": "10.00"}],
+        }))
+        .unwrap()
+    }
+
+    /// Two versions of one order handed off before the worker took the first: the older one is
+    /// not pushed (1C must never get it after the newer one), the newer one is.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_handed_off_version_superseded_before_its_push_is_not_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let one_c = service::serve(
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap(),
+            ServiceOptions::default(),
+        )
+        .await
+        .unwrap();
+        let store = store::open(&dir.path().join("obmen.db").display().to_string())
+            .await
+            .unwrap();
+        let mut config = Config::default();
+        config.push.url = Some(format!("http://{}/hs/obmen/orders", one_c.addr()));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let rng: Rng = Box::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1));
+        let pusher = Pusher::new(&config, Arc::clone(&store), Arc::clone(&clock), rng).unwrap();
+        let (handoff, mut leased) = Handoff::new(4, pusher.lease());
+        store.enable_outbox_handoff(handoff).unwrap();
+
+        store
+            .upsert_order(&order("S-1", 1), clock.now())
+            .await
+            .unwrap();
+        store
+            .upsert_order(&order("S-1", 2), clock.now())
+            .await
+            .unwrap();
+        let first = leased.try_recv().unwrap();
+        let second = leased.try_recv().unwrap();
+        assert_eq!((first.entry.version, second.entry.version), (1, 2));
+
+        let outcome = pusher
+            .deliver_handed(&first.entry, &first.order)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Skipped);
+        let outcome = pusher
+            .deliver_handed(&second.entry, &second.order)
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Sent);
+
+        let received: serde_json::Value = reqwest::get(format!("http://{}/received", one_c.addr()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(received["orders"], serde_json::json!({"S-1": 1}));
+        assert_eq!(received["requests"], 1);
+        let entries = store.list_outbox(&OutboxFilter::default()).await.unwrap();
+        let delivered: Vec<i64> = entries
+            .iter()
+            .filter(|e| e.state == OutboxState::Delivered)
+            .map(|e| e.version)
+            .collect();
+        assert_eq!(delivered, [2]);
+        one_c.shutdown().await.unwrap();
     }
 }

@@ -103,6 +103,12 @@ pub trait Store: Send + Sync {
     /// The order with this internal id (the exported `Ид`), with its history.
     async fn order_by_id(&self, id: i64) -> Result<Option<Order>>;
 
+    /// The current version of the order with this internal id, without reading the order
+    /// (the push worker's check that an entry is not superseded).
+    async fn order_version(&self, id: i64) -> Result<Option<i64>> {
+        Ok(self.order_by_id(id).await?.map(|o| o.version))
+    }
+
     /// Orders matching `filter`, ordered by id, with their history.
     async fn list_orders(&self, filter: &OrderFilter) -> Result<Vec<Order>>;
 

@@ -777,6 +777,15 @@ impl Store for PgStore {
         Ok(outcomes)
     }
 
+    async fn order_version(&self, id: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM orders WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn order_by_number(&self, number: &str) -> Result<Option<Order>> {
         let mut conn = self.pool.acquire().await?;
         fetch_one_order(&mut conn, "number = $1", BindValue::Text(number)).await

@@ -976,6 +976,15 @@ impl Store for SqliteStore {
         Ok(outcomes)
     }
 
+    async fn order_version(&self, id: i64) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT version FROM orders WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.reader)
+                .await?,
+        )
+    }
+
     async fn order_by_number(&self, number: &str) -> Result<Option<Order>> {
         let mut conn = self.reader.acquire().await?;
         let Some(row) = fetch_order_row(&mut conn, "number = ?", number).await? else {

@@ -663,3 +663,33 @@ async fn pg_concurrent_writes_each_get_their_own_outcome() {
     };
     outbox_concurrent_writes_each_get_their_own_outcome(store).await;
 }
+
+pub async fn outbox_order_version_follows_the_writes(store: &dyn Store) {
+    assert_eq!(store.order_version(1).await.unwrap(), None);
+    let id = store
+        .upsert_order(&order("V-1"), at(0))
+        .await
+        .unwrap()
+        .order()
+        .id;
+    assert_eq!(store.order_version(id).await.unwrap(), Some(1));
+    let mut changed = order("V-1");
+    changed.items[0].quantity = Decimal::from(3);
+    store.upsert_order(&changed, at(1)).await.unwrap();
+    assert_eq!(store.order_version(id).await.unwrap(), Some(2));
+    assert_eq!(store.order_version(id + 1000).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn sqlite_order_version_follows_the_writes() {
+    let (store, _dir) = fresh().await;
+    outbox_order_version_follows_the_writes(store.as_ref()).await;
+}
+
+#[tokio::test]
+async fn pg_order_version_follows_the_writes() {
+    let Some((store, _guard)) = pg::fresh().await else {
+        return;
+    };
+    outbox_order_version_follows_the_writes(store.as_ref()).await;
+}
