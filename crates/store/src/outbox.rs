@@ -270,8 +270,8 @@ pub(crate) trait InsertEntries: Send {
 
 /// Enqueues the created and updated orders of `outcomes` in the transaction open on `conn`,
 /// when the outbox is on. With a `handoff`, as many as it has free slots are enqueued leased to
-/// this process. Call [`Enqueued::hand_off`] after the commit.
-pub(crate) async fn enqueue<'a>(
+/// this process. [`Enqueued::hand_off`] follows the commit.
+async fn enqueue<'a>(
     outbox: &crate::switch::Switch,
     handoff: Option<&Handoff>,
     conn: &mut dyn InsertEntries,
@@ -305,6 +305,25 @@ pub(crate) async fn enqueue<'a>(
         }
     }
     Ok(done)
+}
+
+/// Enqueues the entries of `outcomes` in `tx` ([`enqueue`]), commits, then wakes the worker
+/// and hands the leased entries over.
+pub(crate) async fn enqueue_and_commit<DB>(
+    mut tx: sqlx::Transaction<'static, DB>,
+    outbox: &crate::switch::Switch,
+    handoff: Option<&Handoff>,
+    outcomes: &[crate::UpsertOutcome],
+    now: DateTime<Utc>,
+) -> crate::Result<()>
+where
+    DB: sqlx::Database,
+    DB::Connection: InsertEntries,
+{
+    let enqueued = enqueue(outbox, handoff, &mut *tx, outcomes, now).await?;
+    tx.commit().await?;
+    enqueued.hand_off(outbox, handoff);
+    Ok(())
 }
 
 /// The end of a lease of `lease` taken at `now`.

@@ -741,11 +741,8 @@ impl crate::group::GroupWriter for PgStore {
         let handoff = self.handoff.get();
         let mut tx = self.begin().await?;
         let outcomes = upsert_all(&mut tx, inputs, now).await?;
-        let enqueued =
-            crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, &outcomes, now)
-                .await?;
-        tx.commit().await?;
-        enqueued.hand_off(&self.outbox, handoff.as_ref());
+        crate::outbox::enqueue_and_commit(tx, &self.outbox, handoff.as_ref(), &outcomes, now)
+            .await?;
         Ok(outcomes)
     }
 
@@ -771,9 +768,7 @@ impl Store for PgStore {
         let mut tx = self.begin().await?;
         let outcomes = upsert_all(&mut tx, inputs, now).await?;
         // Bulk loads are not handed off: the workers claim them at their own pace.
-        let enqueued = crate::outbox::enqueue(&self.outbox, None, &mut *tx, &outcomes, now).await?;
-        tx.commit().await?;
-        enqueued.hand_off(&self.outbox, None);
+        crate::outbox::enqueue_and_commit(tx, &self.outbox, None, &outcomes, now).await?;
         Ok(outcomes)
     }
 

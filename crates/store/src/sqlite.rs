@@ -970,9 +970,7 @@ impl Store for SqliteStore {
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
         // Bulk loads are not handed off: the worker claims them at its own pace.
-        let enqueued = crate::outbox::enqueue(&self.outbox, None, &mut *tx, &outcomes, now).await?;
-        tx.commit().await?;
-        enqueued.hand_off(&self.outbox, None);
+        crate::outbox::enqueue_and_commit(tx, &self.outbox, None, &outcomes, now).await?;
         Ok(outcomes)
     }
 

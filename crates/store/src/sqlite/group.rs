@@ -23,11 +23,8 @@ impl GroupWriter for SqliteStore {
         let handoff = self.handoff();
         let mut tx = self.begin_write().await?;
         let outcomes = upsert_batch(&mut tx, inputs, now).await?;
-        let enqueued =
-            crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, &outcomes, now)
-                .await?;
-        tx.commit().await?;
-        enqueued.hand_off(&self.outbox, handoff.as_ref());
+        crate::outbox::enqueue_and_commit(tx, &self.outbox, handoff.as_ref(), &outcomes, now)
+            .await?;
         Ok(outcomes)
     }
 
@@ -39,11 +36,14 @@ impl GroupWriter for SqliteStore {
         if matches!(outcome, UpsertOutcome::Unchanged(_)) {
             tx.rollback().await?;
         } else {
-            let enqueued =
-                crate::outbox::enqueue(&self.outbox, handoff.as_ref(), &mut *tx, [&outcome], now)
-                    .await?;
-            tx.commit().await?;
-            enqueued.hand_off(&self.outbox, handoff.as_ref());
+            crate::outbox::enqueue_and_commit(
+                tx,
+                &self.outbox,
+                handoff.as_ref(),
+                std::slice::from_ref(&outcome),
+                now,
+            )
+            .await?;
         }
         Ok(outcome)
     }
