@@ -245,11 +245,14 @@ impl Pusher {
 
     /// How long a claim lasts: the push itself plus the export hook's time limit.
     fn lease(&self) -> Duration {
-        let hook = self
-            .export_hook
+        self.config.lease() + self.hook_time()
+    }
+
+    /// The export hook's time limit (zero without a hook).
+    fn hook_time(&self) -> Duration {
+        self.export_hook
             .as_ref()
-            .map_or(Duration::ZERO, |h| h.limits().timeout);
-        self.config.lease() + hook
+            .map_or(Duration::ZERO, |h| h.limits().timeout)
     }
 
     /// Delivers until `shutdown` completes, with up to `concurrency` pushes in flight. Orders
@@ -258,10 +261,9 @@ impl Pusher {
     /// Everything else (retries, expired leases, entries of other processes, hand-offs that
     /// found no free slot) is claimed: for the free slots, and otherwise it waits until a push
     /// ends, an order is enqueued (the store wakes it), the next entry is due or [`POLL`]
-    /// passes. It claims when
-    /// the outbox may hold due entries (a wake-up, the timer, or the last claim filled every
-    /// free slot) and at least a quarter of the slots are free, so a busy outbox is claimed in
-    /// batches instead of one write transaction per finished push. On shutdown the pushes in
+    /// passes. It claims when the outbox may hold due entries (a wake-up, the timer, or the last
+    /// claim filled every free slot) and at least a quarter of the slots are free, so a busy
+    /// outbox is claimed in batches instead of one write transaction per finished push. On shutdown the pushes in
     /// flight are finished (each is bounded by the push timeout).
     pub async fn run(self: Arc<Self>, shutdown: impl std::future::Future<Output = ()>) {
         tokio::pin!(shutdown);
@@ -326,15 +328,15 @@ impl Pusher {
         }
     }
 
-    /// Whether a handed-off entry's lease leaves time for a push. One that waited too long for
-    /// a free slot is left to the claims, which take it when its lease ends.
+    /// Whether a handed-off entry's lease leaves time for the longest push (the hook's and the
+    /// request's time limits). One that waited too long for a free slot is left to the claims,
+    /// which take it when its lease ends.
     fn lease_left(&self, entry: &OutboxEntry) -> bool {
-        let timeout = chrono::Duration::milliseconds(
-            i64::try_from(self.config.timeout_ms).unwrap_or(i64::MAX),
-        );
+        let longest = Duration::from_millis(self.config.timeout_ms) + self.hook_time();
+        let longest = chrono::Duration::from_std(longest).unwrap_or(chrono::Duration::MAX);
         let left = entry
             .leased_until
-            .is_some_and(|until| until - self.clock.now() > timeout);
+            .is_some_and(|until| until - self.clock.now() > longest);
         if !left {
             tracing::debug!(order = %entry.order_number, "push: hand-off waited too long; left to a claim");
         }
