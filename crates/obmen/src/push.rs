@@ -835,4 +835,36 @@ mod tests {
         assert_eq!(delivered, [2]);
         one_c.shutdown().await.unwrap();
     }
+
+    /// A hand-off that waited for a slot until its lease no longer covers a whole push (5 s
+    /// timeout) is left to the claims.
+    #[tokio::test]
+    async fn a_hand_off_is_pushed_only_while_its_lease_covers_a_push() {
+        let store = store::open("sqlite::memory:").await.unwrap();
+        let mut config = Config::default();
+        config.push.url = Some("http://127.0.0.1:9/hs/obmen/orders".to_owned());
+        config.push.timeout_ms = 5000;
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let rng: Rng = Box::new(<rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(1));
+        let pusher = Pusher::new(&config, store, Arc::clone(&clock), rng).unwrap();
+        let now = clock.now();
+        let entry = |seconds: i64| OutboxEntry {
+            id: 1,
+            order_id: 1,
+            order_number: "L-1".to_owned(),
+            version: 1,
+            idempotency_key: "L-1:1".to_owned(),
+            state: OutboxState::Pending,
+            attempts: 1,
+            next_attempt_at: now,
+            leased_until: Some(now + chrono::Duration::seconds(seconds)),
+            last_error: None,
+            created_at: now,
+            last_attempt_at: Some(now),
+            delivered_at: None,
+        };
+        assert!(pusher.lease_left(&entry(7)));
+        assert!(!pusher.lease_left(&entry(4)));
+        assert!(!pusher.lease_left(&entry(-1)));
+    }
 }
