@@ -114,8 +114,13 @@ exchange() {
     [ "$out" = /dev/null ] || cat "$out"
 }
 
-# The server's current and peak resident set, for the step log on stderr.
-rss_note() { echo "  after $1: $(awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2 / 1024}' "/proc/$SERVER_PID/status")" >&2; }
+# The server's current and peak resident set and its CPU time so far (user + system), for the
+# step log on stderr.
+rss_note() {
+    local cpu
+    cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$SERVER_PID/stat")
+    echo "  after $1: $(awk '/^VmRSS|^VmHWM/ {printf "%s %d MiB  ", $1, $2 / 1024}' "/proc/$SERVER_PID/status") CPU ${cpu} s" >&2
+}
 
 start_server() {
     local db="$1"
