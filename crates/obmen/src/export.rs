@@ -34,7 +34,7 @@ use crate::startup::App;
 const CHUNK: usize = 64 << 10;
 /// Largest piece of an encoded page handed to the response body at once.
 const BIG_CHUNK: usize = 256 << 10;
-/// Pages of due orders read ahead for each encoder (each page of 500 orders is a few MiB).
+/// Pages of due orders read ahead for each encoder (a page of 250 orders is one to two MiB).
 const PAGES_AHEAD: usize = 1;
 
 /// The streaming `query` response. The producer journals the request when it is done.
