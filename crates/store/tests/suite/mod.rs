@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use exchange::domain::{Customer, Item, OrderInput, Payment, Source, StatusChange};
+use exchange::domain::{Customer, Item, Order, OrderInput, Payment, Source, StatusChange};
 use rust_decimal::Decimal;
 use store::{
     Error, ImportProgress, JournalEntry, NewSession, OrderFilter, Store, Update, UpsertOutcome,
@@ -501,20 +501,18 @@ pub async fn store_status_and_paid_rules(store: Arc<dyn Store>) {
     ));
 }
 
+/// Orders `D1-{t}` and `D2-{t}`, as stored.
+async fn two_orders(store: &dyn Store, t: &str) -> (Order, Order) {
+    let a = store.upsert_order(&order(&format!("D1-{t}")), at(0)).await;
+    let b = store.upsert_order(&order(&format!("D2-{t}")), at(0)).await;
+    (a.unwrap().into_order(), b.unwrap().into_order())
+}
+
 /// Finding the order a 1C document refers to.
 pub async fn find_order_for_document(store: Arc<dyn Store>) {
     let store = &*store;
     let t = tag();
-    let a = store
-        .upsert_order(&order(&format!("D1-{t}")), at(0))
-        .await
-        .unwrap()
-        .into_order();
-    let b = store
-        .upsert_order(&order(&format!("D2-{t}")), at(0))
-        .await
-        .unwrap()
-        .into_order();
+    let (a, b) = two_orders(store, &t).await;
     let guid = format!("6f1c2a9e-{t}");
     let number_1c = format!("УТ-{t}");
     store
@@ -685,16 +683,7 @@ pub async fn find_orders_for_documents(store: Arc<dyn Store>) {
 pub async fn apply_documents(store: Arc<dyn Store>) {
     let store = &*store;
     let t = tag();
-    let a = store
-        .upsert_order(&order(&format!("D1-{t}")), at(0))
-        .await
-        .unwrap()
-        .into_order();
-    let b = store
-        .upsert_order(&order(&format!("D2-{t}")), at(0))
-        .await
-        .unwrap()
-        .into_order();
+    let (a, b) = two_orders(store, &t).await;
     let number_1c = format!("УТ-D-{t}");
     let keys: Vec<(Option<&str>, Option<&str>)> = vec![
         (Some(&a.input.number), None),
