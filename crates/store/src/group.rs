@@ -84,9 +84,6 @@ pub(crate) async fn upsert_grouped<W: GroupWriter>(
     input: &OrderInput,
     now: DateTime<Utc>,
 ) -> Result<UpsertOutcome> {
-    if input.number.trim().is_empty() {
-        return Err(Error::Invalid("order number is empty".to_owned()));
-    }
     let (reply, outcome) = oneshot::channel();
     let start_writer = {
         let mut q = lock(writer.writes());
@@ -119,21 +116,23 @@ async fn write_queued<W: GroupWriter>(writer: W) {
             let n = q.queued.len().min(GROUP_MAX);
             q.queued.drain(..n).collect()
         };
+        let (inputs, waiting): (Vec<OrderInput>, Vec<_>) = batch
+            .into_iter()
+            .map(|w| (w.input, (w.now, w.reply)))
+            .unzip();
         // The earliest acceptance time stands for the group (times then never run ahead of an
         // acceptance).
-        let earliest = batch.iter().map(|w| w.now).min();
-        if let (true, Some(now)) = (batch.len() > 1, earliest) {
-            let inputs: Vec<OrderInput> = batch.iter().map(|w| w.input.clone()).collect();
+        let earliest = waiting.iter().map(|(now, _)| *now).min();
+        if let (true, Some(now)) = (inputs.len() > 1, earliest) {
             if let Ok(outcomes) = writer.upsert_together(&inputs, now).await {
-                for (w, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = w.reply.send(Ok(outcome));
+                for ((_, reply), outcome) in waiting.into_iter().zip(outcomes) {
+                    let _ = reply.send(Ok(outcome));
                 }
                 continue;
             }
         }
-        for w in batch {
-            let outcome = writer.upsert_alone(&w.input, w.now).await;
-            let _ = w.reply.send(outcome);
+        for (input, (now, reply)) in inputs.iter().zip(waiting) {
+            let _ = reply.send(writer.upsert_alone(input, now).await);
         }
     }
 }
