@@ -1,7 +1,8 @@
 //! `mode=query`: the orders due, streamed as CommerceML while they are read page by page.
 //!
 //! Three stages overlap, each a page ahead of the next: a task on the runtime reads
-//! `Store::orders_due` page by page and deals the pages round-robin to two encoder threads;
+//! `Store::orders_due` page by page and deals the pages round-robin to the encoder threads
+//! (one or two, see `encoders`);
 //! each encoder converts its orders with `exchange::export::order_document`, runs the export
 //! hook on each and encodes the documents with a fragment `commerceml::Writer` into the bytes of
 //! the page (and frees them on the thread that built them); the writing thread takes the pages
@@ -191,9 +192,9 @@ fn encoders() -> usize {
 const ENCODED_PART: usize = 125;
 
 /// Builds and encodes the documents of the due orders on [`encoders`] blocking threads, each
-/// holding at most one encoded page that the writer has not taken yet. An order whose export hook fails is left out of
-/// its page (it stays due) with a message. Each thread frees the documents it built, right after
-/// encoding them.
+/// holding at most one encoded page that the writer has not taken yet. An order whose export
+/// hook fails is left out of its page (it stays due) with a message. Each thread frees the
+/// documents it built, right after encoding them.
 fn encode_ahead(
     app: &Arc<App>,
     rt: &Handle,
@@ -204,8 +205,8 @@ fn encode_ahead(
     let pages = prefetch_due_pages(app, rt, ways);
     let mut outputs = Vec::with_capacity(ways);
     for mut input in pages {
-        // A rendezvous: an encoded page waits in its encoder until the writer takes it, while
-        // the other encoder works on the next page (memory: a page less per encoder).
+        // A rendezvous: an encoded page waits in its encoder until the writer takes it, and the
+        // encoder goes on with the next part once it is taken (memory: a page less per encoder).
         let (tx, rx) = std::sync::mpsc::sync_channel(0);
         outputs.push(rx);
         let app = Arc::clone(app);
