@@ -30,8 +30,8 @@ use exchange::retry::{Failure, Next, RetryPolicy};
 use exchange::settings::ExchangeSettings;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
-use store::{Handoff, OutboxEntry, OutboxFilter, OutboxState, Store};
-use tokio::sync::{oneshot, Notify};
+use store::{GroupCommit, Handoff, OutboxEntry, OutboxFilter, OutboxState, Store, Waiting};
+use tokio::sync::Notify;
 
 use crate::config::{Config, Secret};
 use crate::http::problem::Problem;
@@ -162,25 +162,17 @@ pub struct Pusher {
     rng: Mutex<Rng>,
     wake: Arc<Notify>,
     export_hook: Option<Arc<Hook>>,
-    acks: Arc<Acks>,
+    acks: Acks,
 }
 
-/// One acknowledgement waiting for the group commit: the entry, when 1C answered, and who
-/// waits for the outcome.
-type Ack = (i64, DateTime<Utc>, oneshot::Sender<Result<bool, String>>);
-
-/// Group commit of acknowledgements: a push that 1C acknowledged queues its entry here; one
-/// writer task at a time takes everything queued and records it in one transaction
+/// Group commit of acknowledgements: a push that 1C acknowledged queues its entry and the time
+/// 1C answered; one writer task at a time records everything queued in one transaction
 /// (`Store::mark_delivered_many`), so concurrent pushes share write transactions instead of
-/// queueing for the database one by one.
-type Acks = Mutex<AckQueue>;
+/// queueing for the database one by one. Each gets whether its entry changed, or the error.
+type Acks = GroupCommit<Ack, Result<bool, String>>;
 
-#[derive(Default)]
-struct AckQueue {
-    queued: Vec<Ack>,
-    /// A writer task is running; it takes what is queued before it stops.
-    writing: bool,
-}
+/// An acknowledgement: the entry and when 1C answered.
+type Ack = (i64, DateTime<Utc>);
 
 /// Most acknowledgements written in one transaction.
 const ACK_BATCH: usize = 256;
@@ -232,7 +224,7 @@ impl Pusher {
             rng: Mutex::new(rng),
             wake,
             export_hook: None,
-            acks: Arc::default(),
+            acks: GroupCommit::new(ACK_BATCH),
         })
     }
 
@@ -463,21 +455,11 @@ impl Pusher {
     /// Records that 1C acknowledged entry `id` at `at` through the group commit; returns
     /// whether the entry changed.
     async fn acknowledge(&self, id: i64, at: DateTime<Utc>) -> anyhow::Result<bool> {
-        let (tx, rx) = oneshot::channel();
-        let start_writer = {
-            let mut q = self
-                .acks
-                .lock()
-                .map_err(|_| anyhow::anyhow!("the acknowledgement queue is poisoned"))?;
-            q.queued.push((id, at, tx));
-            !std::mem::replace(&mut q.writing, true)
-        };
-        if start_writer {
-            // A task of its own: it must finish even if this push's future is dropped.
-            tokio::spawn(write_acks(Arc::clone(&self.store), Arc::clone(&self.acks)));
-        }
-        rx.await
-            .map_err(|_| anyhow::anyhow!("the acknowledgement writer stopped"))?
+        let store = Arc::clone(&self.store);
+        self.acks
+            .submit((id, at), move |batch| write_acks(Arc::clone(&store), batch))
+            .await
+            .ok_or_else(|| anyhow::anyhow!("the acknowledgement writer stopped"))?
             .map_err(|e| anyhow::anyhow!("cannot record the acknowledgement: {e}"))
     }
 
@@ -566,30 +548,19 @@ fn log_delivery(done: Result<(OutboxEntry, anyhow::Result<Outcome>), tokio::task
     }
 }
 
-/// Writes queued acknowledgements, [`ACK_BATCH`] per transaction, until none is left.
-async fn write_acks(store: Arc<dyn Store>, acks: Arc<Acks>) {
-    loop {
-        let batch: Vec<Ack> = {
-            let Ok(mut q) = acks.lock() else { return };
-            if q.queued.is_empty() {
-                q.writing = false;
-                return;
+/// Records one batch of acknowledgements in one transaction and answers each.
+async fn write_acks(store: Arc<dyn Store>, batch: Vec<Waiting<Ack, Result<bool, String>>>) {
+    let (acks, replies): (Vec<_>, Vec<_>) = batch.into_iter().unzip();
+    match store.mark_delivered_many(&acks).await {
+        Ok(changed) => {
+            for (reply, changed) in replies.into_iter().zip(changed) {
+                let _ = reply.send(Ok(changed));
             }
-            let n = q.queued.len().min(ACK_BATCH);
-            q.queued.drain(..n).collect()
-        };
-        let ids: Vec<(i64, DateTime<Utc>)> = batch.iter().map(|(id, at, _)| (*id, *at)).collect();
-        match store.mark_delivered_many(&ids).await {
-            Ok(changed) => {
-                for ((_, _, tx), changed) in batch.into_iter().zip(changed) {
-                    let _ = tx.send(Ok(changed));
-                }
-            }
-            Err(e) => {
-                let e = e.to_string();
-                for (_, _, tx) in batch {
-                    let _ = tx.send(Err(e.clone()));
-                }
+        }
+        Err(e) => {
+            let e = e.to_string();
+            for reply in replies {
+                let _ = reply.send(Err(e.clone()));
             }
         }
     }

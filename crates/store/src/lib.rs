@@ -35,6 +35,7 @@ mod webhook;
 pub use error::{Error, Result};
 /// What a 1C document changes in an order (only fields that differ are set).
 pub use exchange::import::Update;
+pub use group::{GroupCommit, Waiting};
 pub use outbox::{
     idempotency_key, Handoff, Leased, OutboxEntry, OutboxFilter, OutboxState, PUSH_LEDGER_SESSION,
 };

@@ -77,7 +77,7 @@ impl PgStore {
             outbox: Switch::default(),
             webhook: Switch::default(),
             handoff: HandoffSlot::default(),
-            writes: crate::group::Writes::default(),
+            writes: crate::group::writes(),
         })
     }
 

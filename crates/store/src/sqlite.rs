@@ -100,7 +100,7 @@ impl SqliteStore {
             outbox: Switch::default(),
             webhook: Switch::default(),
             handoff: HandoffSlot::default(),
-            writes: crate::group::Writes::default(),
+            writes: crate::group::writes(),
         })
     }
 
