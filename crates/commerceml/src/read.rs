@@ -31,7 +31,7 @@ use std::io::Read;
 
 use encoding_rs::{Encoding, UTF_8};
 
-use self::lexer::{same_bytes, Attr, Event, Lexer, Mark};
+use self::lexer::{same_bytes, word4, word8, Attr, Event, Lexer, Mark};
 use self::source::Source;
 use crate::error::{Error, Position, Result};
 use crate::model::{
@@ -252,20 +252,10 @@ const TAG_SLOTS: usize = 512;
 #[inline]
 fn name_words(name: &[u8]) -> (u64, u64) {
     let n = name.len();
-    let word = |i: usize| {
-        name.get(i..i + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
-    let half = |i: usize| {
-        name.get(i..i + 4)
-            .and_then(|w| <[u8; 4]>::try_from(w).ok())
-            .map_or(0, u32::from_le_bytes)
-    };
     if n >= 8 {
-        (word(0), word(n - 8))
+        (word8(name, 0), word8(name, n - 8))
     } else if n >= 4 {
-        let v = u64::from(half(0)) | (u64::from(half(n - 4)) << 32);
+        let v = u64::from(word4(name, 0)) | (u64::from(word4(name, n - 4)) << 32);
         (v, v)
     } else {
         let v = name
@@ -1723,11 +1713,6 @@ fn plain_class(raw: &[u8]) -> (bool, bool) {
             class & (CLASS_AMP | CLASS_CONTROL) != 0,
         );
     }
-    let word = |i: usize| {
-        raw.get(i..i + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            .map_or(0, u64::from_le_bytes)
-    };
     let (mut high, mut special) = (0u64, 0u64);
     let mut check = |w: u64| {
         high |= w;
@@ -1739,10 +1724,10 @@ fn plain_class(raw: &[u8]) -> (bool, bool) {
     };
     let mut i = 0;
     while i + 8 < n {
-        check(word(i));
+        check(word8(raw, i));
         i += 8;
     }
-    check(word(n - 8));
+    check(word8(raw, n - 8));
     (high & HIGH != 0, special & HIGH != 0)
 }
 
@@ -1845,21 +1830,16 @@ impl ValueCache {
         if self.slots.is_empty() {
             self.slots.resize_with(VALUE_CACHE_SLOTS, Default::default);
         }
-        let word = |i: usize| {
-            raw.get(i..i + 8)
-                .and_then(|w| <[u8; 8]>::try_from(w).ok())
-                .map_or(0, u64::from_le_bytes)
-        };
         let n = raw.len();
         let mut h = n as u64;
         if n >= 8 {
             // Whole words, the last one overlapping the one before.
             let mut i = 0;
             while i + 8 < n {
-                h = (h.rotate_left(5) ^ word(i)).wrapping_mul(K);
+                h = (h.rotate_left(5) ^ word8(raw, i)).wrapping_mul(K);
                 i += 8;
             }
-            h = (h.rotate_left(5) ^ word(n - 8)).wrapping_mul(K);
+            h = (h.rotate_left(5) ^ word8(raw, n - 8)).wrapping_mul(K);
         } else {
             let last = raw
                 .iter()

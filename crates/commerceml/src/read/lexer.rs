@@ -1129,17 +1129,17 @@ pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     a == b
 }
 
-/// The eight bytes of `s` from `i` (in bounds: `same_bytes` checks).
+/// The eight bytes of `s` from `i`, little-endian (callers keep them in bounds; 0 past the end).
 #[inline]
-fn word8(s: &[u8], i: usize) -> u64 {
+pub(crate) fn word8(s: &[u8], i: usize) -> u64 {
     s.get(i..i + 8)
         .and_then(|w| <[u8; 8]>::try_from(w).ok())
         .map_or(0, u64::from_le_bytes)
 }
 
-/// The four bytes of `s` from `i` (in bounds: `same_bytes` checks).
+/// The four bytes of `s` from `i`, little-endian (callers keep them in bounds; 0 past the end).
 #[inline]
-fn word4(s: &[u8], i: usize) -> u32 {
+pub(crate) fn word4(s: &[u8], i: usize) -> u32 {
     s.get(i..i + 4)
         .and_then(|w| <[u8; 4]>::try_from(w).ok())
         .map_or(0, u32::from_le_bytes)
