@@ -142,11 +142,11 @@ pub(crate) fn parse_plain_decimal(s: &[u8]) -> Option<Decimal> {
             mantissa = mantissa * 10 + i64::from(d);
         }
     }
-    let scale = dot.then_some(frac.len());
     if negative && mantissa == 0 {
         return None;
     }
-    let scale = u32::try_from(scale.unwrap_or(0)).ok()?;
+    // Without a '.', `frac` is empty: scale 0.
+    let scale = u32::try_from(frac.len()).ok()?;
     Some(Decimal::new(
         if negative { -mantissa } else { mantissa },
         scale,
