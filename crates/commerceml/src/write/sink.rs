@@ -236,8 +236,7 @@ impl<W: Write> Sink<W> {
 
     /// Writes everything buffered, flushes and returns the sink.
     pub(super) fn finish(mut self) -> Result<W> {
-        self.flush_buffer()?;
-        self.out.flush()?;
+        self.flush()?;
         Ok(self.out)
     }
 }
